@@ -1,0 +1,79 @@
+"""``redkube up``: one command starts a working cluster, Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from shared import redis_server
+from tests.harness import ROOT, wait_for
+
+
+def test_up_serves_kubectl_and_stops_cleanly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = redis_server.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDKUBE_") and k != "REDIS_URL"}
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.redkube.main",
+            "up",
+            "--home",
+            str(home),
+            "--api-port",
+            str(port),
+            "--nodes",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert up.stdout is not None
+        banner: list[str] = []
+        wait_for(
+            lambda: banner.append(up.stdout.readline()) or "Ctrl-C" in banner[-1],  # type: ignore[union-attr]
+            timeout=60,
+            message="the banner",
+        )
+        text = "".join(banner)
+        assert "redkube is up." in text and f"https://127.0.0.1:{port}" in text and "redis://127.0.0.1:" in text
+        kubeconfig = home / "kubeconfig"
+        assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+        result = subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--cache-dir",
+                str(tmp_path / "kc"),
+                "get",
+                "namespaces",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "namespace/kube-system" in result.stdout
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+        assert any("apiserver" in c.cmdline() for c in children)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 0
+        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert (home / "redis" / "appendonly.aof").exists()
+    finally:
+        if up.poll() is None:
+            up.kill()
