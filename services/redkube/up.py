@@ -144,6 +144,15 @@ def _scales(values: list[str]) -> dict[str, int]:
     return scales
 
 
+def node_addresses(index: int) -> dict[str, str]:
+    """Loopback addresses of node ``index`` (1-based) on one machine.
+
+    Each node has an address of its own (its NodePorts listen there) and a /24 of
+    pod addresses; Services take 127.96.0.0/16.
+    """
+    return {"node_ip": f"127.10.{index}.1", "pod_cidr": f"127.11.{index}.0/24"}
+
+
 def wait_ready(url: str, ca: Path, *, timeout: float = 30.0) -> bool:
     import ssl
 
@@ -228,11 +237,14 @@ def up(args: argparse.Namespace) -> int:
         for index in range(scales["controller-manager"]):
             extra = ["--node-grace-seconds", str(args.node_grace_seconds)] if args.node_grace_seconds else []
             child(f"controller-manager-{index + 1}", ["controller-manager", *extra], "controller-manager")
-    for node in nodes:
+    for index, node in enumerate(nodes, start=1):
+        addresses = node_addresses(index)
         if available("kubelet"):
-            child(f"kubelet-{node}", ["kubelet", "--node", node, "--runtime", args.runtime], f"node-{node}")
+            child(f"kubelet-{node}", ["kubelet", "--node", node, "--runtime", args.runtime,
+                                      "--node-ip", addresses["node_ip"], "--pod-cidr", addresses["pod_cidr"]],
+                  f"node-{node}")
         if available("proxy"):
-            child(f"proxy-{node}", ["proxy", "--node", node], "proxy")
+            child(f"proxy-{node}", ["proxy", "--node", node, "--node-ip", addresses["node_ip"]], "proxy")
     signal.signal(signal.SIGINT, supervisor.on_signal)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     try:
