@@ -25,8 +25,13 @@ def _now() -> str:
 
 def reference(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    ref = {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"), "name": meta.get("name"),
-           "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+    ref = {
+        "kind": obj.get("kind"),
+        "apiVersion": obj.get("apiVersion"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }
     if meta.get("namespace"):
         ref["namespace"] = meta["namespace"]
     return {k: v for k, v in ref.items() if v is not None}
@@ -50,8 +55,7 @@ class EventRecorder:
             if seen is not None:
                 name, ns, count = seen
                 try:
-                    await self._client.patch("events", name, {"count": count + 1, "lastTimestamp": now},
-                                             namespace=ns)
+                    await self._client.patch("events", name, {"count": count + 1, "lastTimestamp": now}, namespace=ns)
                     self._seen[identity] = (name, ns, count + 1)
                     self._seen.move_to_end(identity)
                     return
@@ -63,11 +67,19 @@ class EventRecorder:
             if self._host:
                 source["host"] = self._host
             event = {
-                "apiVersion": "v1", "kind": "Event",
+                "apiVersion": "v1",
+                "kind": "Event",
                 "metadata": {"name": name, "namespace": namespace},
-                "involvedObject": ref, "reason": reason, "message": message, "type": type,
-                "source": source, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-                "reportingComponent": self._component, "reportingInstance": self._host or self._component,
+                "involvedObject": ref,
+                "reason": reason,
+                "message": message,
+                "type": type,
+                "source": source,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "reportingComponent": self._component,
+                "reportingInstance": self._host or self._component,
             }
             await self._client.create("events", event, namespace=namespace)
             self._seen[identity] = (name, namespace, 1)

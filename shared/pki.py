@@ -6,7 +6,9 @@ home directory; files are written with mode 0600 and reused on the next start.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -153,16 +155,26 @@ def _token_rows(path: Path) -> dict[str, str]:
 
 
 def ensure_token(identity: Identity, name: str, user: str, groups: tuple[str, ...]) -> str:
-    """A token for ``name`` (file ``tokens/NAME``), registered in the token file."""
-    path = identity.token_path(name)
-    rows = _token_rows(identity.token_file)
-    if path.exists() and user in rows:
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    _write_private(path, token + "\n")
-    rows[user] = f'{token},{user},{user},"{",".join(groups)}"'
-    _write_private(identity.token_file, "\n".join(rows.values()) + "\n")
-    return token
+    """A token for ``name`` (file ``tokens/NAME``), registered in the token file.
+
+    Several processes may register at once (compose's node containers): the token
+    file is changed under a lock and replaced atomically, so API servers re-reading
+    it never see half a file.
+    """
+    identity.home.mkdir(parents=True, exist_ok=True)
+    with open(identity.home / ".tokens.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = identity.token_path(name)
+        rows = _token_rows(identity.token_file)
+        if path.exists() and user in rows and rows[user].startswith(path.read_text().strip() + ","):
+            return path.read_text().strip()
+        token = secrets.token_urlsafe(32)
+        _write_private(path, token + "\n")
+        rows[user] = f'{token},{user},{user},"{",".join(groups)}"'
+        staging = identity.token_file.with_suffix(".tmp")
+        _write_private(staging, "\n".join(rows.values()) + "\n")
+        os.replace(staging, identity.token_file)
+        return token
 
 
 def ensure_node_token(identity: Identity, node: str) -> str:

@@ -9,7 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared.models.base import TypedObject
-from shared.models.core import Binding, Endpoints, Event, Namespace, Node, Pod, Service
+from shared.models.core import (
+    Binding,
+    ConfigMap,
+    Endpoints,
+    Event,
+    Namespace,
+    Node,
+    Pod,
+    Secret,
+    Service,
+    ServiceAccount,
+)
 from shared.models.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from shared.models.workloads import Deployment, Eviction, Job, Lease, ReplicaSet, Scale
 
@@ -57,6 +68,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(
         "endpoints", "Endpoints", "", "v1", True, Endpoints, ("ep",), (), (), singular="endpoints", has_status=False
     ),
+    Resource("configmaps", "ConfigMap", "", "v1", True, ConfigMap, ("cm",), (), (), has_status=False),
+    Resource("secrets", "Secret", "", "v1", True, Secret, (), (), (), has_status=False),
+    Resource("serviceaccounts", "ServiceAccount", "", "v1", True, ServiceAccount, ("sa",), (), (), has_status=False),
     Resource("events", "Event", "", "v1", True, Event, ("ev",), (), (), has_status=False),
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, ReplicaSet, ("rs",), ("all",), ("status", "scale")),
     Resource("deployments", "Deployment", "apps", "v1", True, Deployment, ("deploy",), ("all",), ("status", "scale")),

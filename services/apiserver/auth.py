@@ -49,25 +49,52 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def _read_tokens(path: Path) -> dict[bytes, User]:
+    entries: dict[bytes, User] = {}
+    with path.open(newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 2 or row[0].startswith("#"):
+                continue
+            groups = tuple(g for g in (row[3].split(",") if len(row) > 3 else []) if g)
+            entries[_digest(row[0].strip())] = User(row[1], row[2] if len(row) > 2 else "", groups)
+    return entries
+
+
 class Authenticator:
-    def __init__(self, entries: dict[bytes, User]) -> None:
+    """Static tokens from a file, re-read when the file changes.
+
+    Re-reading lets a node that joins later (``redkube node-token``, as compose's node
+    containers do) register its token without restarting the API servers.
+    """
+
+    def __init__(self, entries: dict[bytes, User], *, path: Path | None = None) -> None:
         self._entries = entries
+        self._path = path
+        self._mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
 
     @classmethod
     def from_file(cls, path: Path) -> Authenticator:
-        entries: dict[bytes, User] = {}
-        with path.open(newline="") as handle:
-            for row in csv.reader(handle):
-                if len(row) < 2 or row[0].startswith("#"):
-                    continue
-                groups = tuple(g for g in (row[3].split(",") if len(row) > 3 else []) if g)
-                entries[_digest(row[0].strip())] = User(row[1], row[2] if len(row) > 2 else "", groups)
-        return cls(entries)
+        return cls(_read_tokens(path), path=path)
+
+    def _reload_if_changed(self) -> None:
+        if self._path is None:
+            return
+        try:
+            mtime = self._path.stat().st_mtime_ns
+            if mtime != self._mtime:
+                self._entries = _read_tokens(self._path)
+                self._mtime = mtime
+        except OSError:
+            pass
 
     def authenticate(self, token: str | None) -> User:
         if not token:
             raise ApiError(401, "Unauthorized")
-        user = self._entries.get(_digest(token.strip()))
+        digest = _digest(token.strip())
+        user = self._entries.get(digest)
+        if user is None:
+            self._reload_if_changed()
+            user = self._entries.get(digest)
         if user is None:
             raise ApiError(401, "Unauthorized")
         return user

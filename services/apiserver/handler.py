@@ -271,6 +271,7 @@ class Handler:
             if mode != "Ignore":
                 warnings = [f'unknown field "{f}"' for f in unknown]
         result = model.dump()
+        strategies.normalize(resource, result)
         causes = validation.validate_metadata(resource, result.get("metadata") or {})
         causes += validation.validate_spec(resource, result)
         if causes:

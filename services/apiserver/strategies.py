@@ -7,6 +7,7 @@ resource's "strategy"; everything else in the handler is the same for every kind
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -153,6 +154,15 @@ def prepare_create(resource: Resource, obj: dict[str, Any], now: str) -> None:
         obj.setdefault("firstTimestamp", now)
         obj.setdefault("lastTimestamp", now)
         obj.setdefault("type", "Normal")
+
+
+def normalize(resource: Resource, obj: dict[str, Any]) -> None:
+    """Canonical stored form, on create and update: a Secret's stringData folds into data."""
+    if resource.plural == "secrets" and obj.get("stringData"):
+        data = obj.setdefault("data", {}) or {}
+        for key, value in obj.pop("stringData").items():
+            data[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = data
 
 
 def node_capacity(node: dict[str, Any]) -> tuple[int, int, int] | None:

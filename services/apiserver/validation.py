@@ -8,6 +8,7 @@ immutable fields) and turns everything into Status causes:
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -320,7 +321,44 @@ def validate_spec(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
         return causes
     if plural == "services":
         return validate_service(spec)
+    if plural in ("configmaps", "secrets"):
+        return validate_data(resource, obj)
     return []
+
+
+DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def validate_data(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    fields = ("data", "binaryData") if resource.plural == "configmaps" else ("data",)
+    seen: set[str] = set()
+    for field in fields:
+        for key, value in (obj.get(field) or {}).items():
+            if len(key) > 253 or not DATA_KEY.match(key):
+                causes.append(
+                    invalid(
+                        f"{field}[{key}]",
+                        key,
+                        "a valid config key must consist of alphanumeric "
+                        "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
+                        "'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+                    )
+                )
+            if key in seen:
+                causes.append(duplicate(f"{field}[{key}]", key))
+            seen.add(key)
+            if field == "binaryData" or resource.plural == "secrets":
+                try:
+                    base64.b64decode(value, validate=True)
+                except (ValueError, TypeError):
+                    causes.append(invalid(f"{field}[{key}]", "<value>", "illegal base64 data"))
+    size = sum(len(k) + len(v) for f in fields for k, v in (obj.get(f) or {}).items())
+    if size > 1024 * 1024:
+        causes.append(
+            {"reason": "FieldValueTooLong", "field": "data", "message": "Too long: must have at most 1048576 bytes"}
+        )
+    return causes
 
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
@@ -386,6 +424,10 @@ def validate_immutable(resource: Resource, old: dict[str, Any], new: dict[str, A
             causes.append(invalid("spec.template", new_spec.get("template"), "field is immutable"))
         if old_spec.get("completions") != new_spec.get("completions"):
             causes.append(invalid("spec.completions", new_spec.get("completions"), "field is immutable"))
+    elif plural in ("configmaps", "secrets") and old.get("immutable"):
+        for field in ("data", "binaryData", "immutable"):
+            if old.get(field) != new.get(field):
+                causes.append(forbidden(field, "field is immutable when `immutable` is set"))
     elif plural == "services":
         old_ip, new_ip = old_spec.get("clusterIP"), new_spec.get("clusterIP")
         if old_ip and new_ip and old_ip != new_ip:

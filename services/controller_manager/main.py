@@ -62,13 +62,21 @@ async def main(settings: ControllerManagerSettings, runtime: Runtime) -> None:
     keys = Keys(settings.prefix)
     redis = redis_conn.pool(settings.redis_url)
     store = Store(redis, keys)
-    client = BusClient(redis, keys, redis_url=settings.redis_url, token=settings.token,
-                       client_id=f"controller-manager-{identity}")
-    ctx = Context(store=store, client=client, recorder=EventRecorder(client, component="controller-manager"),
-                  runtime=runtime, redis_url=settings.redis_url, settings=settings)
+    client = BusClient(
+        redis, keys, redis_url=settings.redis_url, token=settings.token, client_id=f"controller-manager-{identity}"
+    )
+    ctx = Context(
+        store=store,
+        client=client,
+        recorder=EventRecorder(client, component="controller-manager"),
+        runtime=runtime,
+        redis_url=settings.redis_url,
+        settings=settings,
+    )
     controllers = load_controllers(ctx)
-    elector = LeaderElector(redis, keys.leader("controller-manager"), identity, lease_ms=settings.lease_ms,
-                            renew_ms=settings.renew_ms)
+    elector = LeaderElector(
+        redis, keys.leader("controller-manager"), identity, lease_ms=settings.lease_ms, renew_ms=settings.renew_ms
+    )
     runtime.metrics.gauge("leader", lambda: 1.0 if elector.leading else 0.0, help="1 while this replica leads")
 
     async def lead(lost: asyncio.Event) -> None:
@@ -78,8 +86,14 @@ async def main(settings: ControllerManagerSettings, runtime: Runtime) -> None:
         for controller in controllers:
             for key in _initial_keys(ctx, controller):
                 controller.queue.add(key)
-        await asyncio.gather(*(run_controller(c.name, c.queue, c.reconcile, runtime, workers=c.workers,
-                                              metrics=runtime.metrics, stop=lost) for c in controllers))
+        await asyncio.gather(
+            *(
+                run_controller(
+                    c.name, c.queue, c.reconcile, runtime, workers=c.workers, metrics=runtime.metrics, stop=lost
+                )
+                for c in controllers
+            )
+        )
 
     tasks = {f"informer-{plural}": informer.run for plural, informer in ctx.informers.items()}
     tasks["leader-election"] = lambda rt: elector.run(rt, lead)

@@ -56,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command, help=f"run the {command} process")
         getattr(module, settings_name).add_arguments(p)
         p.set_defaults(func=_process_command(command))
-    from services.redkube import client_commands, up
+    from services.redkube import client_commands, identity_commands, up
 
     up.add_parser(sub)
+    identity_commands.add_parsers(sub)
     client_commands.add_parsers(sub)
     return parser
 

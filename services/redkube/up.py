@@ -240,9 +240,21 @@ def up(args: argparse.Namespace) -> int:
     for index, node in enumerate(nodes, start=1):
         addresses = node_addresses(index)
         if available("kubelet"):
-            child(f"kubelet-{node}", ["kubelet", "--node", node, "--runtime", args.runtime,
-                                      "--node-ip", addresses["node_ip"], "--pod-cidr", addresses["pod_cidr"]],
-                  f"node-{node}")
+            child(
+                f"kubelet-{node}",
+                [
+                    "kubelet",
+                    "--node",
+                    node,
+                    "--runtime",
+                    args.runtime,
+                    "--node-ip",
+                    addresses["node_ip"],
+                    "--pod-cidr",
+                    addresses["pod_cidr"],
+                ],
+                f"node-{node}",
+            )
         if available("proxy"):
             child(f"proxy-{node}", ["proxy", "--node", node, "--node-ip", addresses["node_ip"]], "proxy")
     signal.signal(signal.SIGINT, supervisor.on_signal)

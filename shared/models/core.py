@@ -413,3 +413,25 @@ __all__ = [
     "PodTemplateSpec",
     "Service",
 ]
+
+
+# --- ConfigMap, Secret, ServiceAccount -------------------------------------------------
+
+
+class ConfigMap(TypedObject):
+    data: dict[str, str] | None = None
+    binaryData: dict[str, str] | None = None
+    immutable: bool | None = None
+
+
+class Secret(TypedObject):
+    data: dict[str, str] | None = None
+    stringData: dict[str, str] | None = None
+    type: str = "Opaque"
+    immutable: bool | None = None
+
+
+class ServiceAccount(TypedObject):
+    secrets: list[dict[str, Any]] | None = None
+    imagePullSecrets: list[dict[str, Any]] | None = None
+    automountServiceAccountToken: bool | None = None
