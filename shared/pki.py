@@ -6,7 +6,6 @@ home directory; files are written with mode 0600 and reused on the next start.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import fcntl
 import ipaddress
