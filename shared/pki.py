@@ -6,6 +6,7 @@ home directory; files are written with mode 0600 and reused on the next start.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import fcntl
 import ipaddress
@@ -215,7 +216,14 @@ def write_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "redkube", "cluster": {"server": server, "certificate-authority": str(identity.ca.resolve())}}
+            # The CA is embedded, so the file works wherever it is copied (a host outside compose).
+            {
+                "name": "redkube",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(identity.ca.read_bytes()).decode(),
+                },
+            }
         ],
         "users": [{"name": user, "user": {"token": token}}],
         "contexts": [{"name": "redkube", "context": {"cluster": "redkube", "user": user, "namespace": "default"}}],
