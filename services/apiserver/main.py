@@ -45,6 +45,19 @@ class _Server(uvicorn.Server):
         yield
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The HTTPS socket, bound with SO_REUSEPORT: several API server replicas on one
+    machine share one address and the kernel spreads connections among them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
 async def main(settings: ApiServerSettings, runtime: Runtime) -> None:
     log = logging.configure("apiserver", level=settings.log_level)
     keys = Keys(settings.prefix)
@@ -98,7 +111,7 @@ async def main(settings: ApiServerSettings, runtime: Runtime) -> None:
         )
         server = _Server(config)
         watcher = asyncio.create_task(rt.stop.wait())
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[listening_socket(settings.host, settings.port)]))
         await asyncio.wait({watcher, serving}, return_when="FIRST_COMPLETED")
         server.should_exit = True
         await serving

@@ -144,6 +144,17 @@ def _scales(values: list[str]) -> dict[str, int]:
     return scales
 
 
+def port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def node_addresses(index: int) -> dict[str, str]:
     """Loopback addresses of node ``index`` (1-based) on one machine.
 
@@ -177,6 +188,9 @@ def up(args: argparse.Namespace) -> int:
     (home / "logs").mkdir(exist_ok=True)
     log = rklogging.configure("up", level=args.log_level)
     scales = _scales(args.scale)
+    if not port_free(args.api_host, args.api_port):
+        raise SystemExit(f"port {args.api_port} on {args.api_host} is in use: is another cluster running? "
+                         "Choose another with --api-port.")
     redis_proc = None
     redis_url = args.redis_url or os.environ.get("REDIS_URL")
     if not redis_url:
@@ -210,7 +224,7 @@ def up(args: argparse.Namespace) -> int:
         return made
 
     for index in range(scales["apiserver"]):
-        port = args.api_port + index
+        port = args.api_port  # replicas share the port (SO_REUSEPORT): one address for all
         child(
             f"apiserver-{index + 1}",
             [
