@@ -23,6 +23,7 @@ from services.apiserver import discovery, openapi, tables
 from services.apiserver.auth import Authenticator, User
 from services.apiserver.errors import ApiError
 from services.apiserver.handler import Handler
+from services.apiserver.limits import Limits
 from services.apiserver.logs import LogReader
 from services.apiserver.requests import ApiRequest
 from shared import codec, redis_conn
@@ -94,7 +95,9 @@ class App:
         redis: aioredis.Redis,
         logs: LogReader,
         server_address: str,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()
         self.handler = handler
         self.authn = authn
         self.runtime = runtime
@@ -154,6 +157,7 @@ class App:
         auth = _header(scope, b"authorization")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         user = self.authn.authenticate(token)
+        self.limits.admit(user)
         if path == "/api":
             return await self._json(send, 200, discovery.api_versions(self.server_address))
         if path == "/apis":
@@ -221,7 +225,8 @@ class App:
         )
         accept = _header(scope, b"accept")
         if verb == "watch":
-            return await self._watch(send, req, accept)
+            with self.limits.watch(user):
+                return await self._watch(send, req, accept)
         response = await self.handler.handle(req)
         self.runtime.metrics.inc("apiserver_requests_total", code=str(response.code), transport="http", verb=verb)
         result = response.body

@@ -15,6 +15,7 @@ from services.apiserver.allocation import Allocator
 from services.apiserver.auth import Authenticator
 from services.apiserver.handler import Handler
 from services.apiserver.http import App
+from services.apiserver.limits import Limits
 from services.apiserver.logs import LogReader
 from services.apiserver.stream import RequestStream
 from shared import logging, redis_conn
@@ -35,6 +36,9 @@ class ApiServerSettings(Settings):
     claim_idle_ms: int = 5000
     consumer: str = ""
     watch_cap: int = 20_000
+    max_requests_per_second: float = 200.0
+    max_requests_burst: float = 400.0
+    max_watches_per_user: int = 100
 
 
 class _Server(uvicorn.Server):
@@ -84,6 +88,8 @@ async def main(settings: ApiServerSettings, runtime: Runtime) -> None:
         redis=redis,
         logs=LogReader(redis, keys, settings.redis_url),
         server_address=address,
+        limits=Limits(rate=settings.max_requests_per_second, burst=settings.max_requests_burst,
+                      max_watches=settings.max_watches_per_user),
     )
     stream = RequestStream(
         handler,

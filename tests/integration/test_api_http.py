@@ -435,3 +435,17 @@ def test_service_cluster_ips_are_unique(api: Cluster) -> None:
         headless = http.post(path, json=service("headless", clusterIP="None")).json()
         assert headless["spec"]["clusterIP"] == "None"
         http.delete(f"{path}/s0")
+
+
+def test_request_rate_and_watch_limits_answer_429(cluster: Cluster) -> None:
+    cluster.start_apiserver("--max-requests-per-second", "2", "--max-requests-burst", "5",
+                            "--max-watches-per-user", "1")
+    with cluster.http() as http:
+        codes = [http.get(PODS).status_code for _ in range(12)]
+        assert codes[:5] == [200] * 5 and 429 in codes
+        limited = http.get(PODS)
+        if limited.status_code == 429:
+            assert int(limited.headers["Retry-After"]) >= 1
+            assert limited.json()["reason"] == "TooManyRequests"
+    with cluster.http(token="scheduler") as component:
+        assert all(component.get(PODS).status_code == 200 for _ in range(20))
