@@ -36,6 +36,8 @@ def from_json(data: bytes | str) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise DecodeError("invalid JSON: nested too deeply") from exc
 
 
 def decode(data: bytes | str, content_type: str | None) -> Any:
@@ -52,3 +54,35 @@ def decode(data: bytes | str, content_type: str | None) -> Any:
 
 def encode(obj: Any, content_type: str | None) -> bytes:
     return pack(obj) if (content_type or "json").lower() == "msgpack" else to_json(obj)
+
+
+class TooLarge(ValueError):
+    """A decoded document is too deep or expands too far (a YAML alias bomb, say)."""
+
+
+def check_bounds(doc: Any, *, max_nodes: int = 200_000, max_depth: int = 100) -> None:
+    """Walk a decoded document without recursion; raise TooLarge past the limits and
+    DecodeError for text that is not valid UTF-8 (YAML escapes can make lone surrogates).
+
+    YAML aliases share objects, so a small file can stand for an enormous tree: the
+    walk counts every visit, which is what encoding it would cost.
+    """
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > max_nodes:
+            raise TooLarge(f"the document has more than {max_nodes} values")
+        if depth > max_depth:
+            raise TooLarge(f"the document is nested deeper than {max_depth} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1) for k in node)
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise DecodeError(f"invalid UTF-8 text (lone surrogate) in {node[:20]!r}") from exc

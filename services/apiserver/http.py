@@ -8,7 +8,6 @@ of the Kubernetes URL layout: ``/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUB]]`` an
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -259,12 +258,25 @@ class App:
         raw = b"".join(chunks)
         if not raw.strip():
             return None
+        document = self._decode(raw, content_type)
+        try:
+            codec.check_bounds(document)
+        except codec.TooLarge as exc:
+            raise ApiError(413, f"the request body is too large: {exc}") from exc
+        except codec.DecodeError as exc:
+            raise ApiError(400, f"error decoding the request body: {exc}") from exc
+        return document
+
+    @staticmethod
+    def _decode(raw: bytes, content_type: str) -> Any:
         ct = content_type.split(";")[0].strip().lower()
         if ct in ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml"):
             try:
                 return yaml.safe_load(raw)
             except yaml.YAMLError as exc:
                 raise ApiError(400, f"error decoding YAML: {exc}") from exc
+            except RecursionError as exc:
+                raise ApiError(400, "error decoding YAML: nested too deeply") from exc
         if ct in (
             "application/json",
             "application/merge-patch+json",
@@ -274,8 +286,8 @@ class App:
             "",
         ):
             try:
-                return json.loads(raw)
-            except ValueError as exc:
+                return codec.from_json(raw)
+            except codec.DecodeError as exc:
                 raise ApiError(400, f"error decoding JSON: {exc}") from exc
         raise ApiError(
             415,

@@ -26,6 +26,7 @@ from shared.process import Runtime
 from shared.resources import BY_PLURAL
 
 GROUP = "apiserver"
+MAX_BODY = 3 * 1024 * 1024
 VERBS = frozenset({"get", "list", "create", "update", "patch", "delete", "deletecollection"})
 
 
@@ -175,10 +176,15 @@ class RequestStream:
         ct = _text(fields, "ct")
         body: Any = None
         if fields.get(b"body") not in (None, b""):
+            if len(fields[b"body"]) > MAX_BODY:
+                raise ApiError(413, f"the request body is too large (limit {MAX_BODY} bytes)")
             try:
                 body = codec.decode(fields[b"body"], ct)
+                codec.check_bounds(body)
             except codec.DecodeError as exc:
                 raise ApiError(400, f"cannot decode body: {exc}") from exc
+            except codec.TooLarge as exc:
+                raise ApiError(413, f"the request body is too large: {exc}") from exc
         params: dict[str, str] = {}
         if fields.get(b"params"):
             try:

@@ -45,17 +45,24 @@ def _process_command(command: str) -> Callable[[argparse.Namespace], int]:
     return start
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI, or just one process command (processes start without the client verbs)."""
     parser = argparse.ArgumentParser(prog="redkube", description="A small, real Kubernetes over Redis.")
     sub = parser.add_subparsers(dest="command", required=True)
     for command, (module_name, settings_name) in PROCESSES.items():
+        if only is not None and command != only:
+            continue
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
             continue
         p = sub.add_parser(command, help=f"run the {command} process")
         getattr(module, settings_name).add_arguments(p)
         p.set_defaults(func=_process_command(command))
+    if only is not None:
+        return parser
     from services.redkube import client_commands, identity_commands, up
 
     up.add_parser(sub)
@@ -65,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv and argv[0] in PROCESSES else None)
     args = parser.parse_args(argv)
     func: Any = args.func
     result = func(args)
