@@ -21,7 +21,7 @@ from shared.models.core import (
     Service,
     ServiceAccount,
 )
-from shared.models.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
+from shared.models.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding, SelfSubjectAccessReview
 from shared.models.workloads import Deployment, Eviction, Job, Lease, ReplicaSet, Scale
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -99,6 +99,19 @@ RESOURCES: tuple[Resource, ...] = (
         (),
         (),
         (),
+        has_status=False,
+    ),
+    Resource(
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        "authorization.k8s.io",
+        "v1",
+        False,
+        SelfSubjectAccessReview,
+        (),
+        (),
+        (),
+        verbs=("create",),
         has_status=False,
     ),
     Resource(

@@ -130,13 +130,26 @@ def authorize(
     name: str | None,
     subresource: str | None,
     existing: dict[str, Any] | None = None,
+    rbac: Any = None,
 ) -> None:
-    """Raise 403 unless ``user`` may do this. ``existing`` is the object for node checks."""
+    """Raise 403 unless ``user`` may do this. ``existing`` is the object for node checks;
+    ``rbac`` (an ``rbac.Rbac``) decides for everyone who is not admin, control plane or node."""
     if MASTERS in user.groups or user.name in CONTROL_PLANE:
+        return
+    what = f"{resource.plural}/{subresource}" if subresource else resource.plural
+    if rbac is not None and rbac.allows(user, verb=verb, group=resource.group, resource=what,
+                                        namespace=namespace if resource.namespaced else None, name=name):
         return
     node = user.node_name
     if node is None:
         raise forbidden(user, verb, resource, namespace, name, subresource)
+    _node_restriction(user, node, verb=verb, resource=resource, namespace=namespace, name=name,
+                      subresource=subresource, existing=existing)
+
+
+def _node_restriction(user: User, node: str, *, verb: str, resource: Resource, namespace: str | None,
+                      name: str | None, subresource: str | None, existing: dict[str, Any] | None) -> None:
+    """What a kubelet may do, as Kubernetes' Node authorizer and NodeRestriction allow."""
     if verb in READ_VERBS and subresource != "log":
         return
     plural = resource.plural

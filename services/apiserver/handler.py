@@ -23,11 +23,12 @@ from services.apiserver import errors, strategies, validation
 from services.apiserver.allocation import Allocator
 from services.apiserver.auth import authorize
 from services.apiserver.errors import ApiError
+from services.apiserver.rbac import Rbac
 from services.apiserver.requests import ApiRequest, ApiResponse
 from shared import patch as patching
 from shared import selectors
 from shared.models.base import K8sModel
-from shared.resources import BY_PLURAL, SUBRESOURCE_MODELS, Resource
+from shared.resources import BY_PLURAL, SUBRESOURCE_MODELS, Resource, lookup
 from shared.store import Gone, Mutation, Store, StoreError, now_rfc3339, object_key
 
 CAS_RETRIES = 8
@@ -45,6 +46,7 @@ class Handler:
         self, store: Store, *, allocator: Allocator | None = None, redis: aioredis.Redis | None = None, keys: Any = None
     ) -> None:
         self.store = store
+        self.rbac = Rbac(store)
         self.allocator = allocator
         self.redis = redis
         self.keys = keys
@@ -53,6 +55,9 @@ class Handler:
 
     async def handle(self, req: ApiRequest) -> ApiResponse:
         verb = req.verb
+        await self.rbac.refresh()
+        if req.resource.plural == "selfsubjectaccessreviews":
+            return self._access_review(req)
         if req.subresource and req.subresource not in req.resource.subresources:
             raise ApiError(
                 404,
@@ -87,7 +92,38 @@ class Handler:
             name=req.name,
             subresource=req.subresource,
             existing=existing,
+            rbac=self.rbac,
         )
+
+    def _access_review(self, req: ApiRequest) -> ApiResponse:
+        """``kubectl auth can-i``: answer whether the caller may do what the review describes."""
+        if req.verb != "create":
+            raise ApiError(405, "selfsubjectaccessreviews only support create", reason="MethodNotAllowed")
+        body = req.body if isinstance(req.body, dict) else {}
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        attrs = spec.get("resourceAttributes") or {}
+        allowed, reason = False, ""
+        if isinstance(attrs, dict) and attrs:
+            target = lookup(str(attrs.get("resource", ""))) if attrs.get("resource") != "*" else None
+            resource = target or req.resource
+            subresource = attrs.get("subresource") or None
+            if target is None and attrs.get("resource") not in ("*", None):
+                reason = f"the server doesn't have a resource type {attrs.get('resource')!r}"
+            else:
+                try:
+                    authorize(req.user, verb=str(attrs.get("verb", "")), resource=resource,
+                              namespace=attrs.get("namespace") or None, name=attrs.get("name") or None,
+                              subresource=subresource, rbac=self.rbac)
+                    allowed = True
+                except ApiError:
+                    allowed = False  # Kubernetes gives no reason when no rule allows it
+        elif spec.get("nonResourceAttributes"):
+            allowed = "system:masters" in req.user.groups
+        status: dict[str, Any] = {"allowed": allowed}
+        if reason and not allowed:
+            status["reason"] = reason
+        return ApiResponse(201, {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                                 "metadata": {"creationTimestamp": None}, "spec": spec, "status": status})
 
     # --- reads -------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import redis.exceptions
 import structlog
 import yaml
 
-from services.apiserver import discovery, openapi, tables
+from services.apiserver import discovery, openapi, protobuf, tables
 from services.apiserver.auth import Authenticator, User
 from services.apiserver.errors import ApiError
 from services.apiserver.handler import Handler
@@ -30,6 +30,7 @@ from shared.process import Runtime
 from shared.resources import BY_PLURAL, Resource, by_group_version
 
 MAX_BODY = 3 * 1024 * 1024
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
@@ -211,11 +212,17 @@ class App:
         if verb in ("update", "patch") and not route.name:
             raise ApiError(405, f"{method} requires a resource name", reason="MethodNotAllowed")
         content_type = _header(scope, b"content-type") or "application/json"
-        body = (
-            await self._read_body(receive, scope, content_type)
-            if method in ("POST", "PUT", "PATCH", "DELETE")
-            else None
-        )
+        if content_type.startswith(PROTOBUF) and route.resource.plural == "selfsubjectaccessreviews":
+            raw = await self._read_raw(receive, scope)
+            try:
+                body: Any = protobuf.decode_access_review(raw)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(400, f"error decoding protobuf: {exc}") from exc
+            content_type = "application/json"
+        elif method in ("POST", "PUT", "PATCH", "DELETE"):
+            body = await self._read_body(receive, scope, content_type)
+        else:
+            body = None
         namespace = route.namespace
         if route.resource.namespaced and namespace is None and verb not in ("list", "watch", "deletecollection"):
             raise ApiError(404, "the server could not find the requested resource", reason="NotFound")
@@ -240,7 +247,7 @@ class App:
             result = table
         await self._json(send, response.code, result, response.headers)
 
-    async def _read_body(self, receive: Receive, scope: dict[str, Any], content_type: str) -> Any:
+    async def _read_raw(self, receive: Receive, scope: dict[str, Any]) -> bytes:
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > MAX_BODY:
             raise ApiError(413, f"the request body is too large ({declared} bytes; limit {MAX_BODY})")
@@ -256,6 +263,10 @@ class App:
             if not message.get("more_body"):
                 break
         raw = b"".join(chunks)
+        return raw
+
+    async def _read_body(self, receive: Receive, scope: dict[str, Any], content_type: str) -> Any:
+        raw = await self._read_raw(receive, scope)
         if not raw.strip():
             return None
         document = self._decode(raw, content_type)
@@ -358,6 +369,7 @@ class App:
             name=route.name,
             subresource="log",
             existing=pod,
+            rbac=self.handler.rbac,
         )
         container = self.logs.pick_container(pod, params.get("container"))
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})

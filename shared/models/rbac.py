@@ -45,3 +45,10 @@ class RoleBinding(TypedObject):
 class ClusterRoleBinding(TypedObject):
     subjects: list[Subject] | None = None
     roleRef: RoleRef
+
+
+class SelfSubjectAccessReview(TypedObject):
+    """authorization.k8s.io/v1: "may I do this?" (``kubectl auth can-i``); never stored."""
+
+    spec: dict[str, Any]
+    status: dict[str, Any] | None = None
