@@ -373,13 +373,14 @@ class Handler:
         if req.params.get("dryRun") == "All":
             return ApiResponse(201, obj)
         key = self._key(req, name)
+        claimed: list[str] = []
         if resource.plural == "services" and self.allocator is not None:
-            await self.allocator.allocate(key, obj["spec"])
+            claimed = await self.allocator.allocate(key, obj["spec"])
         try:
             result = await self._write_create(req, key, obj)
         except StoreError as exc:
-            if resource.plural == "services" and self.allocator is not None:
-                await self.allocator.release(key, obj["spec"])
+            if claimed and self.allocator is not None:
+                await self.allocator.release_fields(key, claimed)
             if exc.reason == "exists":
                 raise errors.already_exists(resource, name) from exc
             raise self._store_error(exc, req) from exc
@@ -464,12 +465,22 @@ class Handler:
             obj, warnings = self._merge_update(req, existing, new)
             if req.params.get("dryRun") == "All":
                 return ApiResponse(200, obj)
+            services = resource.plural == "services" and self.allocator is not None and req.subresource is None
+            claimed = await self.allocator.allocate(self._key(req), obj["spec"]) if services else []
             try:
                 result = await self._write_update(req, existing, obj)
             except StoreError as exc:
+                if claimed:
+                    await self.allocator.release_fields(self._key(req), claimed)  # type: ignore[union-attr]
                 if exc.reason == "conflict" and not precondition:
                     continue
                 raise self._store_error(exc, req) from exc
+            except BaseException:
+                if claimed:
+                    await self.allocator.release_fields(self._key(req), claimed)  # type: ignore[union-attr]
+                raise
+            if services and not result.object["metadata"].get("deletionTimestamp"):
+                await self.allocator.release_unused(self._key(req), existing["spec"], obj["spec"])  # type: ignore[union-attr]
             headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else {}
             return ApiResponse(200, result.object, headers)
         raise errors.conflict(resource, req.name or "")
@@ -554,10 +565,13 @@ class Handler:
         if resource.plural == "services" and existing.get("spec", {}).get("clusterIP"):
             obj["spec"].setdefault("clusterIP", existing["spec"]["clusterIP"])
             obj["spec"].setdefault("clusterIPs", existing["spec"].get("clusterIPs"))
-            for new_port in obj["spec"].get("ports") or []:
-                for old_port in existing["spec"].get("ports") or []:
-                    if old_port.get("port") == new_port.get("port") and old_port.get("nodePort"):
-                        new_port.setdefault("nodePort", old_port["nodePort"])
+            if obj["spec"].get("type") in ("NodePort", "LoadBalancer"):
+                for new_port in obj["spec"].get("ports") or []:
+                    for old_port in existing["spec"].get("ports") or []:
+                        same = (old_port.get("port"), old_port.get("protocol")) == (
+                            new_port.get("port"), new_port.get("protocol"))
+                        if same and old_port.get("nodePort"):
+                            new_port.setdefault("nodePort", old_port["nodePort"])
         if (obj.get("spec") != existing.get("spec")) and "generation" in old_meta:
             obj["metadata"]["generation"] = int(old_meta.get("generation") or 1) + 1
         return obj, warnings

@@ -449,3 +449,41 @@ def test_request_rate_and_watch_limits_answer_429(cluster: Cluster) -> None:
             assert limited.json()["reason"] == "TooManyRequests"
     with cluster.http(token="scheduler") as component:
         assert all(component.get(PODS).status_code == 200 for _ in range(20))
+
+
+def test_service_allocations_follow_updates_and_failed_creates(api: Cluster) -> None:
+    path = "/api/v1/namespaces/default/services"
+    merge = {"Content-Type": "application/merge-patch+json"}
+
+    def service(name: str, **spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}], **spec}}
+
+    with api.http() as http:
+        first = http.post(path, json=service("a", clusterIP="127.96.1.1"))
+        assert first.status_code == 201
+        assert http.post(path, json=service("a", clusterIP="127.96.1.1")).status_code == 409
+        # The failed duplicate must not have freed the original's address.
+        taken = http.post(path, json=service("b", clusterIP="127.96.1.1"))
+        assert taken.status_code == 422 and "already allocated" in taken.text
+
+        upgraded = http.patch(f"{path}/a", content=json.dumps({"spec": {"type": "NodePort"}}), headers=merge)
+        assert upgraded.status_code == 200, upgraded.text
+        node_port = upgraded.json()["spec"]["ports"][0]["nodePort"]
+        assert 30000 <= node_port <= 32767
+        other = http.post(path, json=service("c", type="NodePort")).json()
+        stolen = http.patch(f"{path}/c", headers=merge, content=json.dumps(
+            {"spec": {"ports": [{"port": 80, "nodePort": node_port}]}}))
+        assert stolen.status_code == 422 and "already allocated" in stolen.text
+        twice = http.post(path, json=service("d", type="NodePort", ports=[
+            {"name": "x", "port": 80, "nodePort": 31001}, {"name": "y", "port": 81, "nodePort": 31001}]))
+        assert twice.status_code == 422 and "Duplicate value" in twice.text
+
+        back = http.put(f"{path}/a", json={**http.get(f"{path}/a").json(), "spec": {
+            **service("a")["spec"], "clusterIP": "127.96.1.1", "type": "ClusterIP"}})
+        assert back.status_code == 200, back.text
+        # Its node port is free again: another Service can ask for it.
+        reuse = http.patch(f"{path}/c", headers=merge, content=json.dumps(
+            {"spec": {"ports": [{"port": 80, "nodePort": node_port}]}}))
+        assert reuse.status_code == 200, reuse.text
+        assert other["spec"]["ports"][0]["nodePort"] != node_port
