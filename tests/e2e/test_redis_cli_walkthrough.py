@@ -34,15 +34,15 @@ def test_readme_walkthrough(cluster: Cluster) -> None:
     steps = walkthrough()
     assert len(steps) == 6
     watch = command(steps[0].replace("BLOCK 0", "BLOCK 30000"))
-    watcher = subprocess.Popen(watch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher = subprocess.Popen(watch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
     try:
         wait_for(lambda: cluster.redis.client_list(_type="normal") and any(
             "xread" in c.get("cmd", "") for c in cluster.redis.client_list()), message="the watch is blocking")
-        published = subprocess.run(command(steps[1]), capture_output=True, text=True, check=True)
+        published = subprocess.run(command(steps[1]), capture_output=True, text=True, errors="replace", check=True)
         assert re.match(r"\d+-\d+", published.stdout.strip())
 
         def reply() -> str:
-            return subprocess.run(command(steps[2]), capture_output=True, text=True, check=True).stdout
+            return subprocess.run(command(steps[2]), capture_output=True, text=True, errors="replace", check=True).stdout
 
         text = wait_for(lambda: "req-1" in (out := reply()) and out, message="the reply")
         lines = text.split("\n")
@@ -52,12 +52,12 @@ def test_readme_walkthrough(cluster: Cluster) -> None:
         out, _ = watcher.communicate(timeout=40)
         assert "ADDED" in out and "hello-" in out  # a pod of the Deployment, made by the controllers
         def pods() -> list[str]:
-            listed = subprocess.run(command(steps[3]), capture_output=True, text=True, check=True).stdout
+            listed = subprocess.run(command(steps[3]), capture_output=True, text=True, errors="replace", check=True).stdout
             return [key for key in listed.split() if key.startswith("default/hello-")]
 
         wait_for(lambda: len(pods()) == 2, message="the Deployment's two pods")
 
-        subprocess.run(command(steps[4]), capture_output=True, text=True, check=True)
+        subprocess.run(command(steps[4]), capture_output=True, text=True, errors="replace", check=True)
         dead = wait_for(lambda: "frobnicate" in (out := subprocess.run(command(steps[5]), capture_output=True,
                                                                          text=True, check=True).stdout) and out,
                         message="the dead letter")
