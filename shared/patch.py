@@ -157,7 +157,12 @@ def _merge_key(field: str, items: list[Any]) -> str | None:
     if field == "ports":
         sample = next((i for i in items if isinstance(i, dict)), {})
         return "containerPort" if "containerPort" in sample else "port"
-    return MERGE_KEYS.get(field)
+    key = MERGE_KEYS.get(field)
+    # One field name means different lists in different kinds (a Node's addresses merge by
+    # type, an Endpoints subset's are atomic): a key no item carries means "replace whole".
+    if key is not None and items and not any(isinstance(i, dict) and key in i for i in items):
+        return None
+    return key
 
 
 def _merge_list(field: str, original: list[Any], patch: list[Any], order: list[Any] | None) -> list[Any]:

@@ -61,10 +61,18 @@ def run_node(args: argparse.Namespace) -> int:
         kubelet += ["--pod-cidr", args.pod_cidr]
     supervisor = Supervisor(log=log)
     supervisor.children = [
-        Child("kubelet", kubelet, {**env, "REDKUBE_TOKEN": f"@{identity.token_path(f'node-{name}')}"},
-              home / "logs" / f"kubelet-{name}.log"),
-        Child("proxy", [*exe, "proxy", "--node", name, "--node-ip", node_ip],
-              {**env, "REDKUBE_TOKEN": f"@{identity.token_path('proxy')}"}, home / "logs" / f"proxy-{name}.log"),
+        Child(
+            "kubelet",
+            kubelet,
+            {**env, "REDKUBE_TOKEN": f"@{identity.token_path(f'node-{name}')}"},
+            home / "logs" / f"kubelet-{name}.log",
+        ),
+        Child(
+            "proxy",
+            [*exe, "proxy", "--node", name, "--node-ip", node_ip],
+            {**env, "REDKUBE_TOKEN": f"@{identity.token_path('proxy')}"},
+            home / "logs" / f"proxy-{name}.log",
+        ),
     ]
     (home / "logs").mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGINT, supervisor.on_signal)

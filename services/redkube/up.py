@@ -189,8 +189,10 @@ def up(args: argparse.Namespace) -> int:
     log = rklogging.configure("up", level=args.log_level)
     scales = _scales(args.scale)
     if not port_free(args.api_host, args.api_port):
-        raise SystemExit(f"port {args.api_port} on {args.api_host} is in use: is another cluster running? "
-                         "Choose another with --api-port.")
+        raise SystemExit(
+            f"port {args.api_port} on {args.api_host} is in use: is another cluster running? "
+            "Choose another with --api-port."
+        )
     redis_proc = None
     redis_url = args.redis_url or os.environ.get("REDIS_URL")
     if not redis_url:
