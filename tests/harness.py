@@ -167,8 +167,11 @@ class Cluster:
         wait_for(ready, timeout=timeout, message=f"{process.name} /readyz")
 
     def stop(self) -> None:
+        from tests.support_kubelet import cleanup
+
         for process in reversed(self.processes):
             process.stop()
+        cleanup(self.home)  # kubelets leave containers running on purpose; tests must not
         self.redis.close()
 
     # --- clients -------------------------------------------------------------------

@@ -268,6 +268,7 @@ def up(args: argparse.Namespace) -> int:
                     addresses["node_ip"],
                     "--pod-cidr",
                     addresses["pod_cidr"],
+                    "--stop-pods-on-exit",  # Ctrl-C on up stops the pods too (a crash restart re-adopts them)
                 ],
                 f"node-{node}",
             )
