@@ -212,10 +212,13 @@ class App:
         if verb in ("update", "patch") and not route.name:
             raise ApiError(405, f"{method} requires a resource name", reason="MethodNotAllowed")
         content_type = _header(scope, b"content-type") or "application/json"
-        if content_type.startswith(PROTOBUF) and route.resource.plural == "selfsubjectaccessreviews":
+        if content_type.startswith(PROTOBUF) and method in ("POST", "PUT", "PATCH", "DELETE"):
             raw = await self._read_raw(receive, scope)
             try:
-                body: Any = protobuf.decode_access_review(raw)
+                body: Any = protobuf.decode_request(raw, route.resource, subresource=route.subresource, method=method)
+            except protobuf.Unsupported as exc:
+                raise ApiError(415, f"the body of the request was in an unsupported protobuf message: {exc}; "
+                               "send application/json or application/yaml") from exc
             except protobuf.ProtobufError as exc:
                 raise ApiError(400, f"error decoding protobuf: {exc}") from exc
             content_type = "application/json"

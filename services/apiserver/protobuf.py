@@ -17,6 +17,10 @@ class ProtobufError(ValueError):
     pass
 
 
+class Unsupported(ProtobufError):
+    """A protobuf message this server has no field table for (answered 415)."""
+
+
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
@@ -80,3 +84,10 @@ def decode_access_review(body: bytes) -> dict[str, Any]:
         attrs = fields(spec[2][0])
         result["spec"]["nonResourceAttributes"] = {"path": _text(attrs, 1) or "", "verb": _text(attrs, 2) or ""}
     return result
+
+
+def decode_request(body: bytes, resource: Any, *, subresource: str | None, method: str) -> dict[str, Any]:
+    """The JSON form of a protobuf request body for ``resource`` (a ``shared.resources.Resource``)."""
+    if resource.plural == "selfsubjectaccessreviews":
+        return decode_access_review(body)
+    raise Unsupported(f"{resource.kind}")
