@@ -48,8 +48,9 @@ class HollowNodes:
         self.simulators: dict[str, Simulator] = {}
         for index in range(1, settings.count + 1):
             name = f"{settings.name_prefix}-{index}"
-            node_ip = f"10.{(index >> 8) & 255}.{index & 255}.1"
-            self.configs[name] = nodes.NodeConfig(name, node_ip, f"10.{128 + ((index >> 8) & 127)}.{index & 255}.0/24",
+            # Loopback addresses only: nothing listens there, and traffic never leaves the machine.
+            node_ip = f"127.{200 + ((index >> 8) & 15)}.{index & 255}.1"
+            self.configs[name] = nodes.NodeConfig(name, node_ip, f"127.{220 + ((index >> 8) & 15)}.{index & 255}.0/24",
                                                   dict(capacity), "redkube-simulated://0.1",
                                                   {"type": "hollow"})
             self.simulators[name] = Simulator(client, node_ip=node_ip,
