@@ -61,7 +61,7 @@ class Resource:
 
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("namespaces", "Namespace", "", "v1", False, Namespace, ("ns",), (), ("status",)),
+    Resource("namespaces", "Namespace", "", "v1", False, Namespace, ("ns",), (), ("status", "finalize")),
     Resource("nodes", "Node", "", "v1", False, Node, ("no",), (), ("status",)),
     Resource("pods", "Pod", "", "v1", True, Pod, ("po",), ("all",), ("status", "binding", "log", "eviction")),
     Resource("services", "Service", "", "v1", True, Service, ("svc",), ("all",), ("status",)),

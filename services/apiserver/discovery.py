@@ -101,16 +101,6 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                 if g:
                     item["group"], item["version"] = g, v
             entries.append(item)
-        if resource.plural == "namespaces":
-            entries.append(
-                {
-                    "name": "namespaces/finalize",
-                    "singularName": "",
-                    "namespaced": False,
-                    "kind": "Namespace",
-                    "verbs": ["update"],
-                }
-            )
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

@@ -41,11 +41,15 @@ class ControllerManagerSettings(Settings):
     workers: int = 4
     node_grace_seconds: int = 40
     eviction_seconds: int = 300
+    controllers: str = "*"  # as kube-controller-manager's flag: "*", names to add, "-name" to leave one out
 
 
 def load_controllers(ctx: Context) -> list[Controller]:
+    wanted = {c.strip() for c in str(ctx.settings.controllers).split(",") if c.strip()}
     controllers = []
     for name in CONTROLLER_MODULES:
+        if f"-{name}" in wanted or ("*" not in wanted and name not in wanted):
+            continue
         try:
             module = importlib.import_module(f"services.controller_manager.{name}")
         except ModuleNotFoundError as exc:
@@ -75,7 +79,12 @@ async def main(settings: ControllerManagerSettings, runtime: Runtime) -> None:
     )
     controllers = load_controllers(ctx)
     elector = LeaderElector(
-        redis, keys.leader("controller-manager"), identity, lease_ms=settings.lease_ms, renew_ms=settings.renew_ms
+        redis,
+        keys.leader("controller-manager"),
+        identity,
+        lease_ms=settings.lease_ms,
+        renew_ms=settings.renew_ms,
+        retry_ms=min(settings.renew_ms, 1000),
     )
     runtime.metrics.gauge("leader", lambda: 1.0 if elector.leading else 0.0, help="1 while this replica leads")
 

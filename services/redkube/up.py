@@ -129,7 +129,10 @@ def add_parser(sub: Any) -> None:
         help="replicas of apiserver, scheduler or controller-manager",
     )
     p.add_argument("--runtime", default="process", choices=["process", "simulated"])
-    p.add_argument("--node-grace-seconds", type=int, default=None)
+    p.add_argument("--node-grace-seconds", type=int, default=None,
+                   help="seconds without a lease renewal before a node is NotReady (default 40)")
+    p.add_argument("--eviction-seconds", type=int, default=None,
+                   help="seconds a NotReady node's pods wait before eviction (default 300)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=up)
 
@@ -252,6 +255,7 @@ def up(args: argparse.Namespace) -> int:
     if available("controller-manager"):
         for index in range(scales["controller-manager"]):
             extra = ["--node-grace-seconds", str(args.node_grace_seconds)] if args.node_grace_seconds else []
+            extra += ["--eviction-seconds", str(args.eviction_seconds)] if args.eviction_seconds else []
             child(f"controller-manager-{index + 1}", ["controller-manager", *extra], "controller-manager")
     for index, node in enumerate(nodes, start=1):
         addresses = node_addresses(index)
@@ -269,6 +273,9 @@ def up(args: argparse.Namespace) -> int:
                     "--pod-cidr",
                     addresses["pod_cidr"],
                     "--stop-pods-on-exit",  # Ctrl-C on up stops the pods too (a crash restart re-adopts them)
+                    # Renew the lease well inside the grace period the controller manager allows.
+                    "--lease-seconds",
+                    str(min(10.0, (args.node_grace_seconds or 40) / 4)),
                 ],
                 f"node-{node}",
             )

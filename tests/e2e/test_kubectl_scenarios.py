@@ -130,7 +130,7 @@ apiVersion: v1
 kind: Endpoints
 metadata: {name: manual}
 subsets:
-- addresses: [{ip: 10.0.0.1}]
+- addresses: [{ip: 127.40.0.1}]
   ports: [{port: 80}]
 """
 
@@ -436,10 +436,10 @@ SCENARIOS: list[Scenario] = [
                 "apply",
                 "-f",
                 "-",
-                input=ENDPOINTS.replace("10.0.0.1", "10.0.0.2"),
+                input=ENDPOINTS.replace("127.40.0.1", "127.40.0.2"),
                 out=("endpoints/manual configured",),
             ),
-            kubectl("get", "ep", "manual", out=("10.0.0.2:80",)),
+            kubectl("get", "ep", "manual", out=("127.40.0.2:80",)),
         ),
     ),
     # --- delete -----------------------------------------------------------------------------
