@@ -627,15 +627,11 @@ SCENARIOS: list[Scenario] = [
                 "--disable-eviction",
                 "--grace-period=0",
                 "--timeout=20s",
-                out=("node/{node} cordoned", "deleting pod {ns}/a", "node/{node} drained"),
+                out=("node/{node} cordoned", "pod/a deleted", "node/{node} drained"),
                 no_err=(),
                 namespaced=False,
             ),
             kubectl("get", "pods", "-o", "name", no_out=("pod/a",)),
-        ),
-        xfail=(
-            "kubectl drain --disable-eviction sends its DeleteOptions as a protobuf body on DELETE; "
-            "the API server answers 415"
         ),
     ),
     Scenario(
@@ -697,10 +693,6 @@ SCENARIOS: list[Scenario] = [
         (
             kubectl("create", "namespace", "{ns}-extra", out=("namespace/{ns}-extra created",), namespaced=False),
             kubectl("create", "deployment", "web", "--image=busybox", out=("deployment.apps/web created",)),
-        ),
-        xfail=(
-            "kubectl's typed clients (create namespace/deployment/job/configmap) send protobuf bodies; "
-            "the API server decodes only SelfSubjectAccessReview and answers 415 to the rest"
         ),
     ),
     Scenario(

@@ -227,9 +227,17 @@ def test_bad_input_answers_a_status(api: Cluster) -> None:
         )
         check(
             http.post(PODS, content=b"x", headers={"Content-Type": "application/vnd.kubernetes.protobuf"}),
+            400,
+            "BadRequest",
+            "protobuf",
+        )
+        check(
+            http.post(PODS, content=b"k8s\x00\x0a\x08\x12\x06Widget",
+                      headers={"Content-Type": "application/vnd.kubernetes.protobuf"}),
             415,
             "UnsupportedMediaType",
         )
+        check(http.post(PODS, content=b"x", headers={"Content-Type": "text/csv"}), 415, "UnsupportedMediaType")
         check(http.get("/api/v1/namespaces/default/widgets"), 404, "NotFound")
         check(http.get(PODS, params={"labelSelector": "a in (b"}), 400, "BadRequest")
         check(http.get(PODS, params={"fieldSelector": "spec.foo=bar"}), 400, "BadRequest", "not supported")

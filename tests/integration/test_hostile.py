@@ -121,6 +121,8 @@ def assert_store_consistent(api: Cluster) -> None:
     """Every object of every kind is valid for its model, and its key matches its metadata."""
     with api.http() as http:
         for resource in RESOURCES:
+            if "list" not in resource.verbs:
+                continue  # reviews are answered, never stored
             prefix = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
             listing = http.get(f"{prefix}/{resource.plural}")
             assert listing.status_code == 200, listing.text
