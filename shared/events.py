@@ -7,6 +7,7 @@ fails the caller: an event that cannot be written is logged and dropped.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
@@ -17,6 +18,7 @@ import structlog
 from shared.bus import ApiClientError, BusClient
 
 CACHE_SIZE = 4096
+QUEUE_SIZE = 10_000
 
 
 def _now() -> str:
@@ -38,12 +40,34 @@ def reference(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventRecorder:
-    def __init__(self, client: BusClient, *, component: str, host: str | None = None) -> None:
+    def __init__(self, client: BusClient, *, component: str, host: str | None = None,
+                 backlog: int = QUEUE_SIZE) -> None:
         self._client = client
         self._component = component
         self._host = host
         self._seen: OrderedDict[tuple[str, str, str, str], tuple[str, str, int]] = OrderedDict()
         self._log = structlog.get_logger().bind(recorder=component)
+        self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, str]] = asyncio.Queue(maxsize=backlog)
+        self._worker: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def emit(self, obj: dict[str, Any], *, reason: str, message: str, type: str = "Normal") -> None:
+        """Record in the background, in order: the caller's work never waits for an Event.
+
+        When the backlog is full the event is dropped (and counted): events are
+        best-effort, the work they describe is not.
+        """
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._drain(), name=f"events-{self._component}")
+        try:
+            self._queue.put_nowait((obj, reason, message, type))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _drain(self) -> None:
+        while True:
+            obj, reason, message, type = await self._queue.get()
+            await self.record(obj, reason=reason, message=message, type=type)
 
     async def record(self, obj: dict[str, Any], *, reason: str, message: str, type: str = "Normal") -> None:
         ref = reference(obj)

@@ -12,6 +12,7 @@ from typing import Any
 
 import psutil
 
+from services.kubelet.containers import shim_directory
 from shared import pki, redis_server
 from tests.harness import Cluster, Process, wait_for
 
@@ -104,8 +105,8 @@ def cleanup(home: Path) -> None:
     root = str(home)
     victims: list[psutil.Process] = []
     for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if len(cmdline) >= 3 and cmdline[1].endswith("shim.py") and cmdline[2].startswith(root):
+        directory = shim_directory(proc.info.get("cmdline") or [])
+        if directory is not None and directory.startswith(root):
             try:
                 victims.extend(proc.children(recursive=True))
             except psutil.Error:

@@ -475,4 +475,5 @@ class PodWorker:
             self.log.warning("status update failed; API unreachable", error=str(exc))
 
     async def _event(self, reason: str, message: str, *, type: str = "Normal") -> None:
-        await self.k.recorder.record(self.pod, reason=reason, message=message, type=type)
+        # In the background: starting a container must not wait for three Event writes.
+        self.k.recorder.emit(self.pod, reason=reason, message=message, type=type)
