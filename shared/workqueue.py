@@ -107,6 +107,18 @@ class WorkQueue:
                 pass
 
 
+def _give_back(queue: WorkQueue, getter: asyncio.Future[str]) -> None:
+    """Undo a ``get`` whose worker stops before handling the key: a key left active
+    would be ignored by every later ``add`` (only marked dirty) for ever, e.g. when a
+    controller manager loses its lease and wins it back in the same process."""
+    if not getter.done():
+        getter.cancel()  # asyncio.Queue.get leaves the item queued when cancelled
+    elif not getter.cancelled() and getter.exception() is None:
+        key = getter.result()
+        queue.done(key)
+        queue.add(key)
+
+
 async def run_controller(
     name: str,
     queue: WorkQueue,
@@ -125,10 +137,15 @@ async def run_controller(
         while not halt.is_set() and not runtime.stop.is_set():
             getter = asyncio.ensure_future(queue.get())
             stopper = asyncio.ensure_future(halt.wait())
-            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
+            try:
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                _give_back(queue, getter)
+                raise
+            finally:
+                stopper.cancel()
             if getter not in done:
-                getter.cancel()
+                _give_back(queue, getter)
                 return
             key = getter.result()
             try:

@@ -160,6 +160,8 @@ def _node_restriction(user: User, node: str, *, verb: str, resource: Resource, n
     if plural == "leases" and namespace == NODE_LEASE_NAMESPACE and name == node:
         return
     if plural == "pods":
+        if existing is None and verb in ("update", "patch", "delete"):
+            return  # nothing to protect: the handler answers 404, as Kubernetes does
         bound = ((existing or {}).get("spec") or {}).get("nodeName")
         if verb in ("update", "patch") and subresource == "status" and bound == node:
             return
