@@ -65,8 +65,10 @@ def test_stale_lease_taints_evicts_and_recovers(cluster: Cluster) -> None:
         assert ready(node)["reason"] == "NodeStatusUnknown"
         assert ready(node)["message"] == "Kubelet stopped posting node status."
         assert (UNREACHABLE, "NoSchedule") in taints(node)
-        assert "NodeNotReady" in [e["reason"] for e in http.get(
-            "/api/v1/events", params={"fieldSelector": "involvedObject.name=n1"}).json()["items"]]
+        # The event is written after the status it describes: wait for it rather than race it.
+        wait_for(lambda: "NodeNotReady" in [e["reason"] for e in http.get(
+            "/api/v1/events", params={"fieldSelector": "involvedObject.name=n1"}).json()["items"]],
+            timeout=10, message="the NodeNotReady event")
         forever = http.get(f"{NS}/pods/forever").json()
         assert any(c["type"] == "Ready" and c["status"] == "False" for c in forever["status"]["conditions"])
 
