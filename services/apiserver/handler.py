@@ -177,7 +177,10 @@ class Handler:
         _parse_labels(req.params.get("labelSelector"))
         _parse_fields(req.params.get("fieldSelector"), req.resource)
         rv = req.params.get("resourceVersion", "")
-        if rv not in ("", "0"):
+        if req.flag("sendInitialEvents") and not req.flag("allowWatchBookmarks"):
+            raise errors.invalid(req.resource, "", [validation.forbidden(
+                "sendInitialEvents", "sendInitialEvents requires setting allowWatchBookmarks to true")])
+        if rv not in ("", "0") and not req.flag("sendInitialEvents"):
             try:
                 revision = int(rv)
             except ValueError as exc:
@@ -208,12 +211,19 @@ class Handler:
                 return False
             return label_sel.matches(meta.get("labels")) and field_sel.matches(obj)
 
-        if rv in ("", "0"):
+        initial_events = req.flag("sendInitialEvents")
+        if rv in ("", "0") or initial_events:
+            # The current state as ADDED events first (rv unset or 0, or client-go's watch-list).
             items, last = await self.store.list(resource.plural, namespace=namespace)
             for obj in items:
                 if matches(obj):
                     matching.add(_sort_key(obj))
                     yield {"type": "ADDED", "object": obj}
+            if initial_events:
+                yield {"type": "BOOKMARK", "object": {
+                    "kind": resource.kind, "apiVersion": resource.api_version,
+                    "metadata": {"resourceVersion": str(last),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}}
         else:
             try:
                 last = int(rv)

@@ -495,3 +495,19 @@ def test_service_allocations_follow_updates_and_failed_creates(api: Cluster) -> 
             {"spec": {"ports": [{"port": 80, "nodePort": node_port}]}}))
         assert reuse.status_code == 200, reuse.text
         assert other["spec"]["ports"][0]["nodePort"] != node_port
+
+
+def test_watch_list_sends_initial_events_then_a_bookmark(api: Cluster) -> None:
+    """client-go's watch-list: current objects as ADDED, then a bookmark marking their end."""
+    with api.http() as http:
+        for name in ("w1", "w2"):
+            http.post(PODS, json=pod(name))
+        events: list[dict[str, Any]] = []
+        _watch(http, PODS, {"sendInitialEvents": "true", "allowWatchBookmarks": "true",
+                            "resourceVersionMatch": "NotOlderThan"}, events, 3)
+        assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+        bookmark = events[2]["object"]["metadata"]
+        assert bookmark["annotations"] == {"k8s.io/initial-events-end": "true"}
+        assert int(bookmark["resourceVersion"]) >= 2
+        refused = http.get(PODS, params={"watch": "true", "sendInitialEvents": "true"})
+        assert refused.status_code == 422
