@@ -21,6 +21,13 @@ from shared.models.core import (
     Service,
     ServiceAccount,
 )
+from shared.models.passive import (
+    HorizontalPodAutoscaler,
+    Ingress,
+    NetworkPolicy,
+    PersistentVolumeClaim,
+    PodDisruptionBudget,
+)
 from shared.models.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding, SelfSubjectAccessReview
 from shared.models.workloads import Deployment, Eviction, Job, Lease, ReplicaSet, Scale
 
@@ -126,6 +133,16 @@ RESOURCES: tuple[Resource, ...] = (
         (),
         has_status=False,
     ),
+    # Stored and served, no controller acts on them (see shared/models/passive.py).
+    Resource("persistentvolumeclaims", "PersistentVolumeClaim", "", "v1", True, PersistentVolumeClaim, ("pvc",),
+             (), ("status",)),
+    Resource("ingresses", "Ingress", "networking.k8s.io", "v1", True, Ingress, ("ing",), (), ("status",)),
+    Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, NetworkPolicy, ("netpol",),
+             (), (), has_status=False),
+    Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, PodDisruptionBudget, ("pdb",),
+             (), ("status",)),
+    Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", True,
+             HorizontalPodAutoscaler, ("hpa",), (), ("status",)),
 )
 
 BY_PLURAL: dict[str, Resource] = {r.plural: r for r in RESOURCES}
