@@ -36,6 +36,18 @@ class Expectations:
         """Record what an action about to be taken should produce (replacing older records)."""
         self._items[key] = _Expectation(max(adds, 0), set(deletes), self._clock())
 
+    def expect_creations(self, key: str, count: int) -> None:
+        """Add ``count`` creations to what is outstanding (the record's clock restarts)."""
+        item = self._items.setdefault(key, _Expectation())
+        item.adds += max(count, 0)
+        item.stamp = self._clock()
+
+    def expect_deletions(self, key: str, obj_keys: Iterable[str]) -> None:
+        """Add deletions of these objects to what is outstanding."""
+        item = self._items.setdefault(key, _Expectation())
+        item.deletes.update(obj_keys)
+        item.stamp = self._clock()
+
     def creation_observed(self, key: str) -> None:
         item = self._items.get(key)
         if item is not None and item.adds > 0:

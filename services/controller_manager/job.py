@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from services.controller_manager.context import Context, Controller
-from services.controller_manager.job_expectations import Expectations
+from services.controller_manager.expectations import Expectations
 from shared.bus import ApiClientError, BusClient
 from shared.events import EventRecorder
 from shared.informer import Informer, key_of
@@ -409,7 +409,7 @@ async def reconcile(
 
 def setup(ctx: Context) -> Controller:
     queue = WorkQueue()
-    expectations = Expectations()
+    expectations = Expectations(ttl=60.0)
     jobs, pods = ctx.informer("jobs"), ctx.informer("pods")
 
     def on_job(kind: str, job: Obj, old: Obj | None) -> None:

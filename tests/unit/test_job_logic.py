@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from services.controller_manager.expectations import Expectations
 from services.controller_manager.job import backoff_remaining, new_pod
-from services.controller_manager.job_expectations import Expectations
 
 
 def test_new_pod_from_template() -> None:
