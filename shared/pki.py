@@ -210,8 +210,16 @@ def _expires_soon(cert_path: Path, *, days: int = 30) -> bool:
 
 
 def write_kubeconfig(
-    identity: Identity, *, server: str, token: str, path: Path | None = None, user: str = "admin"
+    identity: Identity,
+    *,
+    server: str,
+    token: str,
+    path: Path | None = None,
+    user: str = "admin",
+    ca: Path | None = None,
 ) -> Path:
+    """A kubeconfig for ``server`` with ``token``; ``ca`` (default: the cluster's own CA)
+    is the certificate that signed the serving certificate."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -221,7 +229,7 @@ def write_kubeconfig(
                 "name": "redkube",
                 "cluster": {
                     "server": server,
-                    "certificate-authority-data": base64.b64encode(identity.ca.read_bytes()).decode(),
+                    "certificate-authority-data": base64.b64encode((ca or identity.ca).read_bytes()).decode(),
                 },
             }
         ],

@@ -134,6 +134,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--eviction-seconds", type=int, default=None,
                    help="seconds a NotReady node's pods wait before eviction (default 300)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--tls-cert-file", type=Path, default=None,
+                   help="serve the API with this certificate instead of one from the cluster's own CA")
+    p.add_argument("--tls-private-key-file", type=Path, default=None)
+    p.add_argument("--tls-ca-file", type=Path, default=None,
+                   help="the CA that signed --tls-cert-file, for the kubeconfig (default: the certificate itself)")
     p.set_defaults(func=up)
 
 
@@ -209,7 +214,12 @@ def up(args: argparse.Namespace) -> int:
     for node in nodes:
         pki.ensure_node_token(identity, node)
     server = f"https://{args.api_host}:{args.api_port}"
-    kubeconfig = pki.write_kubeconfig(identity, server=server, token=identity.token("admin"))
+    if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
+        raise SystemExit("--tls-cert-file and --tls-private-key-file go together")
+    cert_file = (args.tls_cert_file or identity.cert).resolve()
+    key_file = (args.tls_private_key_file or identity.key).resolve()
+    ca_file = (args.tls_ca_file or args.tls_cert_file or identity.ca).resolve()
+    kubeconfig = pki.write_kubeconfig(identity, server=server, token=identity.token("admin"), ca=ca_file)
     base_env = {
         **os.environ,
         "REDKUBE_REDIS_URL": redis_url,
@@ -239,9 +249,9 @@ def up(args: argparse.Namespace) -> int:
                 "--port",
                 str(port),
                 "--tls-cert-file",
-                str(identity.cert),
+                str(cert_file),
                 "--tls-private-key-file",
-                str(identity.key),
+                str(key_file),
                 "--token-auth-file",
                 str(identity.token_file),
                 "--consumer",
@@ -286,7 +296,7 @@ def up(args: argparse.Namespace) -> int:
     try:
         for made in supervisor.children:
             made.start()
-        ready = wait_ready(server, identity.ca)
+        ready = wait_ready(server, ca_file)
         print(
             f"redkube is {'up' if ready else 'starting (API server not ready yet)'}.\n"
             f"  API server:  {server}\n"

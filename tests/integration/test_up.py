@@ -77,3 +77,41 @@ def test_up_serves_kubectl_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_up_serves_a_certificate_the_user_supplies(tmp_path: Path) -> None:
+    from shared import pki
+
+    # The user's own CA and serving certificate, unrelated to the cluster's.
+    own = tmp_path / "own"
+    own.mkdir()
+    pki.make_ca(own)
+    pki.make_serving_cert(own, hosts=["127.0.0.1", "localhost"])
+    home = tmp_path / "home"
+    port = redis_server.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDKUBE_") and k != "REDIS_URL"}
+    up = subprocess.Popen([sys.executable, "-m", "services.redkube.main", "up", "--home", str(home),
+                           "--api-port", str(port), "--nodes", "0",
+                           "--tls-cert-file", str(own / "apiserver.crt"),
+                           "--tls-private-key-file", str(own / "apiserver.key"), "--tls-ca-file", str(own / "ca.crt")],
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert up.stdout is not None
+        lines: list[str] = []
+        wait_for(lambda: lines.append(up.stdout.readline()) or "Ctrl-C" in lines[-1],  # type: ignore[union-attr]
+                 timeout=60, message="the banner")
+        assert "redkube is up." in "".join(lines)
+        result = subprocess.run(["kubectl", "--kubeconfig", str(home / "kubeconfig"), "--cache-dir",
+                                 str(tmp_path / "kc"), "get", "namespaces", "-o", "name"],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        # The server really presents the user's certificate: the cluster's own CA does not verify it.
+        wrong = subprocess.run(["kubectl", "--server", f"https://127.0.0.1:{port}", "--certificate-authority",
+                                str(home / "pki" / "ca.crt"), "--token", "x", "get", "ns"],
+                               capture_output=True, text=True, timeout=30)
+        assert wrong.returncode != 0 and "certificate" in wrong.stderr
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
