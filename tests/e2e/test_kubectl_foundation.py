@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 from tests.harness import Cluster, wait_for
 
@@ -120,11 +119,17 @@ def test_get_watch_sees_changes(api: Cluster) -> None:
     ]
     watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)  # kubectl must have listed before the change for it to show as an event
+        assert watcher.stdout is not None
+        lines: list[str] = []
+
+        def listed() -> bool:
+            lines.append(watcher.stdout.readline())  # type: ignore[union-attr]
+            return lines[-1].startswith("ADDED")
+
+        # kubectl has listed once it prints the pod's row: only then does a change show as an event.
+        wait_for(listed, timeout=20, message="kubectl's initial listing")
         api.kubectl("label", "pod", "web", "seen=yes")
         api.kubectl("delete", "pod", "web")
-        lines: list[str] = []
-        assert watcher.stdout is not None
 
         def deleted() -> bool:
             lines.append(watcher.stdout.readline())  # type: ignore[union-attr]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.harness import Cluster, wait_for
 from tests.support_workloads import FakeNodeAgent, Sampler, available_pods, live_pods, pods, start_control_plane
@@ -225,8 +224,6 @@ spec:
 def test_rollout_and_undo_with_a_real_scheduler_and_kubelet(cluster: Cluster) -> None:
     """The whole chain: the controllers create pods, the scheduler binds them, the kubelet
     runs real processes and reports readiness, and kubectl rollout sees it through."""
-    pytest.importorskip("services.kubelet.main")
-    pytest.importorskip("services.scheduler.main")
     from tests.support_kubelet import cleanup, node_cluster, start_kubelet, wait_kubelet_ready
     from tests.support_scheduler import start_scheduler
 

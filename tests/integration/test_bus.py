@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 
 from shared import codec
@@ -124,8 +123,11 @@ def test_killed_replica_loses_no_request_and_applies_none_twice(cluster: Cluster
                     "reply": reply_stream,
                 },
             )
-            if n % 50 == 0:
-                time.sleep(0.05)
+            if n % 50 == 49:
+                # Keep the requests in flight spread out, so the kill lands mid-way: wait for
+                # replies to catch up with all but the last batch.
+                wait_for(lambda n=n: cluster.redis.xlen(reply_stream) >= n - 100, timeout=60,
+                         message="replies catching up")
 
     sender = threading.Thread(target=send)
     sender.start()

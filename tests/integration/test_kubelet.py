@@ -5,34 +5,21 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import httpx
 import psutil
-import pytest
 
 from tests.harness import Cluster, wait_for
 from tests.support_kubelet import (
     PY,
-    cleanup,
     create,
     get_pod,
-    node_cluster,
     pod,
     programs,
     start_kubelet,
     status_of,
     wait_kubelet_ready,
 )
-
-
-@pytest.fixture
-def node(cluster: Cluster) -> Iterator[Cluster]:
-    node_cluster(cluster, "n1")
-    yield cluster
-    for process in reversed(cluster.processes):
-        process.stop()
-    cleanup(cluster.home)
 
 
 def test_registers_node_and_renews_lease(node: Cluster) -> None:

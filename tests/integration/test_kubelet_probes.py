@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.harness import Cluster, wait_for
 from tests.support_kubelet import (
     PY,
-    cleanup,
     create,
     get_pod,
-    node_cluster,
     pod,
     programs,
     start_kubelet,
     status_of,
 )
-
-
-@pytest.fixture
-def node(cluster: Cluster) -> Iterator[Cluster]:
-    node_cluster(cluster, "n1")
-    yield cluster
-    for process in reversed(cluster.processes):
-        process.stop()
-    cleanup(cluster.home)
 
 
 def _ready(cluster: Cluster, name: str) -> str:

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from shared.process import Runtime
 from shared.workqueue import Result, TerminalError, WorkQueue, run_controller
+
+
+async def until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "timed out waiting for the work queue"
+        await asyncio.sleep(0.01)
 
 
 async def test_deduplicates_and_never_runs_a_key_twice_at_once() -> None:
@@ -27,7 +37,7 @@ async def test_deduplicates_and_never_runs_a_key_twice_at_once() -> None:
     for key in ["a", "a", "b", "a"]:
         queue.add(key)
     task = asyncio.create_task(run_controller("t", queue, reconcile, runtime, workers=4))
-    await asyncio.sleep(0.3)
+    await until(lambda: len(calls) >= 3 and not running and len(queue) == 0)
     runtime.stop.set()
     await task
     assert overlaps == 0
@@ -52,7 +62,7 @@ async def test_failures_back_off_and_terminal_errors_drop() -> None:
     for key in attempts:
         queue.add(key)
     task = asyncio.create_task(run_controller("t", queue, reconcile, runtime, workers=2))
-    await asyncio.sleep(0.5)
+    await until(lambda: attempts == {"flaky": 3, "doomed": 1, "later": 2} and len(queue) == 0)
     runtime.stop.set()
     await task
     assert attempts == {"flaky": 3, "doomed": 1, "later": 2}
