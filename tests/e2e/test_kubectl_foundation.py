@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from tests.harness import Cluster, wait_for
+from tests.manifests import DEPLOYMENT
 
 POD = """
 apiVersion: v1
@@ -21,32 +22,6 @@ spec:
   volumes: [{name: scratch, emptyDir: {}}]
 """
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: api
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: api}
-  template:
-    metadata:
-      labels: {app: api}
-    spec:
-      containers:
-      - name: api
-        image: python:3.11
-        ports: [{containerPort: 8080, name: http}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: api
-spec:
-  selector: {app: api}
-  ports: [{port: 80, targetPort: http}]
-"""
 
 
 def test_apply_get_describe_delete(api: Cluster) -> None:

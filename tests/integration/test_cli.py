@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tests.harness import ROOT, Cluster, wait_for
+from tests.manifests import DEPLOYMENT
 
 POD = """
 apiVersion: v1
@@ -30,32 +31,6 @@ spec:
     command: ["sleep", "1000"]
 """
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: api
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: api}
-  template:
-    metadata:
-      labels: {app: api}
-    spec:
-      containers:
-      - name: api
-        image: python:3.11
-        ports: [{containerPort: 8080, name: http}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: api
-spec:
-  selector: {app: api}
-  ports: [{port: 80, targetPort: http}]
-"""
 
 
 def redkube(
