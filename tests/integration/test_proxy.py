@@ -102,9 +102,7 @@ def test_endpoint_changes_spare_established_connections(api: Cluster, block: str
         set_endpoints(http, "web", ready=backends[:3], port=backends[0].port)
         wait_for(lambda: "web-3" in names(cluster_ip, port, 6), timeout=2.0, message="web-3 back")
         set_endpoints(http, "web", ready=[], port=backends[0].port)
-        started = time.monotonic()
         wait_for(lambda: refused(cluster_ip, port), timeout=2.0, message="connections refused without endpoints")
-        assert time.monotonic() - started < 2.0
 
 
 def test_refused_or_silent_endpoint_is_retried(api: Cluster, block: str, backends: list[Backend]) -> None:
