@@ -31,7 +31,7 @@ COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _write_private(path: Path, data: bytes | str) -> None:
+def write_private(path: Path, data: bytes | str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -74,40 +74,22 @@ def make_ca(directory: Path) -> None:
         )
         .sign(key, hashes.SHA256())
     )
-    _write_private(
+    write_private(
         directory / "ca.key",
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def make_serving_cert(directory: Path, *, hosts: list[str], days: int = 365) -> None:
-    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
-    ca_cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in dict.fromkeys(hosts):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("redkube-apiserver"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(minutes=5))
-        .not_valid_after(_now() + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    _write_private(
-        directory / "apiserver.key",
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-    (directory / "apiserver.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+def make_serving_cert(
+    directory: Path, *, hosts: list[str], days: int = 365, stem: str = "apiserver",
+    common_name: str = "redkube-apiserver",
+) -> None:
+    """Sign ``STEM.crt``/``STEM.key`` in ``directory`` with its CA, valid for ``hosts``."""
+    cert, key = issue_serving_cert(directory, hosts=hosts, validity=datetime.timedelta(days=days),
+                                   common_name=common_name)
+    write_atomic(directory / f"{stem}.key", key, private=True)
+    write_atomic(directory / f"{stem}.crt", cert)
 
 
 @dataclass(frozen=True)
@@ -169,10 +151,10 @@ def ensure_token(identity: Identity, name: str, user: str, groups: tuple[str, ..
         if path.exists() and user in rows and rows[user].startswith(path.read_text().strip() + ","):
             return path.read_text().strip()
         token = secrets.token_urlsafe(32)
-        _write_private(path, token + "\n")
+        write_private(path, token + "\n")
         rows[user] = f'{token},{user},{user},"{",".join(groups)}"'
         staging = identity.token_file.with_suffix(".tmp")
-        _write_private(staging, "\n".join(rows.values()) + "\n")
+        write_private(staging, "\n".join(rows.values()) + "\n")
         os.replace(staging, identity.token_file)
         return token
 
@@ -239,5 +221,144 @@ def write_kubeconfig(
         "preferences": {},
     }
     target = path or identity.kubeconfig
-    _write_private(target, yaml.safe_dump(config, sort_keys=False))
+    write_private(target, yaml.safe_dump(config, sort_keys=False))
     return target
+
+
+# --- client certificates and renewal (added for x509 authentication) ---------------------------
+
+
+def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write ``path`` through a temporary file and a rename, so a reader (an API server
+    reloading its certificate) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _load_ca(pki_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki_dir / 'ca.key'} is not an EC key")
+    return x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes()), key
+
+
+def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = []
+    for host in dict.fromkeys(hosts):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(names)
+
+
+def _backdate(validity: datetime.timedelta) -> datetime.timedelta:
+    """Clock-skew allowance: five minutes, but never more than a tenth of a short lifetime
+    (or renewal, which looks at the remaining share of the lifetime, would never settle)."""
+    return min(datetime.timedelta(minutes=5), validity / 10)
+
+
+def issue_client_cert(
+    pki_dir: Path,
+    *,
+    user: str,
+    groups: list[str] | tuple[str, ...] = (),
+    validity: datetime.timedelta = datetime.timedelta(days=365),
+    not_before: datetime.datetime | None = None,
+) -> tuple[bytes, bytes]:
+    """A client certificate (PEM cert, PEM key) signed by the CA in ``pki_dir``: CN is the
+    user name and each O a group, as kube-apiserver's x509 authenticator reads them."""
+    ca_cert, ca_key = _load_ca(pki_dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = not_before or _now() - _backdate(validity)
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+        + [x509.NameAttribute(NameOID.COMMON_NAME, user)]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def issue_serving_cert(
+    pki_dir: Path, *, hosts: list[str], validity: datetime.timedelta, common_name: str = "redkube-apiserver"
+) -> tuple[bytes, bytes]:
+    """A serving certificate (PEM cert, PEM key) like ``make_serving_cert``'s, of any lifetime,
+    returned rather than written so the caller can replace the files atomically."""
+    ca_cert, ca_key = _load_ca(pki_dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = _now() - _backdate(validity)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + validity)
+        .add_extension(_san(hosts), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def certificate_hosts(cert_path: Path) -> list[str]:
+    """The DNS names and IP addresses a certificate is valid for (its SANs), in order."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    hosts: list[str] = []
+    for value in san:
+        if isinstance(value, x509.IPAddress):
+            hosts.append(str(value.value))
+        elif isinstance(value, x509.DNSName):
+            hosts.append(value.value)
+    return hosts
+
+
+def client_kubeconfig(*, server: str, ca_pem: bytes, user: str, cert_pem: bytes, key_pem: bytes,
+                      namespace: str = "default") -> str:
+    """A kubeconfig (YAML) that authenticates ``user`` with a client certificate."""
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "redkube", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(cert_pem),
+                                          "client-key-data": b64(key_pem)}}],
+        "contexts": [{"name": f"{user}@redkube", "context": {"cluster": "redkube", "user": user,
+                                                            "namespace": namespace}}],
+        "current-context": f"{user}@redkube",
+        "preferences": {},
+    }
+    return yaml.safe_dump(config, sort_keys=False)

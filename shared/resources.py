@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.models.authentication import SelfSubjectReview
 from shared.models.base import TypedObject
 from shared.models.core import (
     Binding,
@@ -118,6 +119,16 @@ RESOURCES: tuple[Resource, ...] = (
         (),
         (),
         (),
+        verbs=("create",),
+        has_status=False,
+    ),
+    Resource(
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        "authentication.k8s.io",
+        "v1",
+        False,
+        SelfSubjectReview,
         verbs=("create",),
         has_status=False,
     ),

@@ -1,18 +1,25 @@
-"""Authentication (bearer tokens) and authorization (admin, components, NodeRestriction).
+"""Authentication (client certificates, bearer tokens) and authorization (admin, components,
+NodeRestriction).
 
 Tokens come from a static token file in kube-apiserver's ``--token-auth-file`` format
 (``token,user,uid,"group1,group2"``). Presented tokens are hashed before the lookup,
 so the comparison does not leak the secret through timing. The same checks serve HTTP
-and the request stream.
+and the request stream. A client certificate (HTTPS only) was already verified against
+the client CA in the TLS handshake (``tls.py``); as in kube-apiserver its subject CN is
+the user, its O values the groups, and it wins over a token sent alongside.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from services.apiserver.errors import ApiError
 from shared.resources import Resource
@@ -20,6 +27,9 @@ from shared.resources import Resource
 READ_VERBS = frozenset({"get", "list", "watch"})
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 MASTERS = "system:masters"
+AUTHENTICATED = "system:authenticated"
+#: Parsed client certificates kept per API server (one entry per distinct certificate seen).
+CERT_CACHE_SIZE = 1024
 NODES = "system:nodes"
 #: Control-plane identities allowed everything until RBAC objects are introduced.
 CONTROL_PLANE = frozenset(
@@ -60,6 +70,31 @@ def _read_tokens(path: Path) -> dict[bytes, User]:
     return entries
 
 
+@dataclass(frozen=True)
+class CertificateIdentity:
+    user: User | None
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+
+
+def _certificate_identity(pem: str) -> CertificateIdentity:
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    subject = cert.subject
+    common = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    groups = tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    user = User(common[0], "", (*groups, AUTHENTICATED)) if common and common[0] else None
+    return CertificateIdentity(user, cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+
+def self_subject_review(user: User) -> dict[str, Any]:
+    """``kubectl auth whoami``: the caller as the server authenticated it."""
+    info: dict[str, Any] = {"username": user.name, "groups": list(user.groups)}
+    if user.uid:
+        info["uid"] = user.uid
+    return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "status": {"userInfo": info}}
+
+
 class Authenticator:
     """Static tokens from a file, re-read when the file changes.
 
@@ -71,6 +106,7 @@ class Authenticator:
         self._entries = entries
         self._path = path
         self._mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
+        self._certs: dict[str, CertificateIdentity] = {}
 
     @classmethod
     def from_file(cls, path: Path) -> Authenticator:
@@ -87,7 +123,10 @@ class Authenticator:
         except OSError:
             pass
 
-    def authenticate(self, token: str | None) -> User:
+    def authenticate(self, token: str | None, *, client_cert: str | None = None) -> User:
+        """The caller of a request: ``client_cert`` is the PEM certificate the TLS layer verified."""
+        if client_cert:
+            return self._certificate_user(client_cert)
         if not token:
             raise ApiError(401, "Unauthorized")
         digest = _digest(token.strip())
@@ -98,6 +137,24 @@ class Authenticator:
         if user is None:
             raise ApiError(401, "Unauthorized")
         return user
+
+    def _certificate_user(self, pem: str) -> User:
+        """The certificate's user, re-checked for validity on every request: a connection
+        opened while the certificate was valid must not outlive it (as kube-apiserver, which
+        verifies the chain per request)."""
+        identity = self._certs.get(pem)
+        if identity is None:
+            try:
+                identity = _certificate_identity(pem)
+            except ValueError as exc:
+                raise ApiError(401, "Unauthorized") from exc
+            if len(self._certs) >= CERT_CACHE_SIZE:
+                self._certs.clear()
+            self._certs[pem] = identity
+        now = datetime.datetime.now(datetime.UTC)
+        if identity.user is None or not identity.not_before <= now <= identity.not_after:
+            raise ApiError(401, "Unauthorized")
+        return identity.user
 
 
 def forbidden(

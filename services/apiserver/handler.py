@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from services.apiserver import errors, strategies, validation
 from services.apiserver.allocation import Allocator
-from services.apiserver.auth import authorize
+from services.apiserver.auth import authorize, self_subject_review
 from services.apiserver.errors import ApiError
 from services.apiserver.rbac import Rbac
 from services.apiserver.requests import ApiRequest, ApiResponse
@@ -58,6 +58,8 @@ class Handler:
         await self.rbac.refresh()
         if req.resource.plural == "selfsubjectaccessreviews":
             return self._access_review(req)
+        if req.resource.plural == "selfsubjectreviews":
+            return self._subject_review(req)
         if req.subresource and req.subresource not in req.resource.subresources:
             raise ApiError(
                 404,
@@ -124,6 +126,12 @@ class Handler:
             status["reason"] = reason
         return ApiResponse(201, {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                                  "metadata": {"creationTimestamp": None}, "spec": spec, "status": status})
+
+    def _subject_review(self, req: ApiRequest) -> ApiResponse:
+        """``kubectl auth whoami``: who the server thinks the caller is."""
+        if req.verb != "create":
+            raise ApiError(405, "selfsubjectreviews only support create", reason="MethodNotAllowed")
+        return ApiResponse(201, self_subject_review(req.user))
 
     # --- reads -------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import redis.exceptions
 import structlog
 import yaml
 
-from services.apiserver import discovery, openapi, protobuf, tables
+from services.apiserver import discovery, openapi, protobuf, tables, tls
 from services.apiserver.auth import Authenticator, User
 from services.apiserver.errors import ApiError
 from services.apiserver.handler import Handler
@@ -156,7 +156,7 @@ class App:
             return await self._json(send, 200, discovery.VERSION)
         auth = _header(scope, b"authorization")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
-        user = self.authn.authenticate(token)
+        user = self.authn.authenticate(token, client_cert=tls.client_certificate(scope))
         self.limits.admit(user)
         if path == "/api":
             return await self._json(send, 200, discovery.api_versions(self.server_address))

@@ -18,6 +18,7 @@ from services.apiserver.http import App
 from services.apiserver.limits import Limits
 from services.apiserver.logs import LogReader
 from services.apiserver.stream import RequestStream
+from services.apiserver.tls import PeerCertProtocol, ServingCertificates, https_protocol
 from shared import logging, redis_conn
 from shared.config import Settings
 from shared.keys import Keys
@@ -31,9 +32,15 @@ class ApiServerSettings(Settings):
     advertise_address: str = ""
     tls_cert_file: Path | None = None
     tls_private_key_file: Path | None = None
+    #: CA that verifies client certificates (default: the cluster CA under ``home`` if there is one).
+    client_ca_file: Path | None = None
+    #: Seconds between looks at the serving certificate files (they are reloaded when they change).
+    tls_reload_seconds: float = 1.0
     token_auth_file: Path | None = None
     service_cidr: str = "127.96.0.0/16"
     claim_idle_ms: int = 5000
+    #: A reply stream expires this long after its last answer (its reader may have died).
+    reply_ttl_seconds: int = 600
     consumer: str = ""
     watch_cap: int = 20_000
     max_requests_per_second: float = 200.0
@@ -100,7 +107,19 @@ async def main(settings: ApiServerSettings, runtime: Runtime) -> None:
         consumer=consumer,
         runtime=runtime,
         claim_idle_ms=settings.claim_idle_ms,
+        reply_ttl_seconds=settings.reply_ttl_seconds,
     )
+
+    certificates = None
+    if settings.tls_cert_file:
+        client_ca = settings.client_ca_file or settings.home / "pki" / "ca.crt"
+        certificates = ServingCertificates(
+            settings.tls_cert_file,
+            key_file=settings.tls_private_key_file or settings.tls_cert_file,
+            client_ca_file=client_ca if settings.client_ca_file or client_ca.exists() else None,
+            check_interval=settings.tls_reload_seconds,
+            log=log,
+        )
 
     async def serve_http(rt: Runtime) -> None:
         config = uvicorn.Config(
@@ -110,10 +129,9 @@ async def main(settings: ApiServerSettings, runtime: Runtime) -> None:
             log_config=None,
             access_log=False,
             lifespan="off",
-            ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
-            ssl_keyfile=str(settings.tls_private_key_file) if settings.tls_private_key_file else None,
             timeout_graceful_shutdown=5,
-            http="httptools",
+            # TLS (when configured) is done by the protocol: see tls.py for why not uvicorn's ``ssl``.
+            http=https_protocol(certificates, log=log) if certificates else PeerCertProtocol,  # type: ignore[arg-type]
         )
         server = _Server(config)
         watcher = asyncio.create_task(rt.stop.wait())

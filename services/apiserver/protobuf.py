@@ -45,6 +45,7 @@ KINDS: Final[dict[str, str]] = {
     "Scale": "autoscaling.v1.Scale",
     "DeleteOptions": "meta.v1.DeleteOptions",
     "SelfSubjectAccessReview": "authorization.v1.SelfSubjectAccessReview",
+    "SelfSubjectReview": "authentication.v1.SelfSubjectReview",
 }
 
 #: The JSON form of each top-level message (used when a body carries no TypeMeta).
@@ -58,6 +59,7 @@ API_VERSIONS: Final[dict[str, str]] = {
     "autoscaling": "autoscaling/v1",
     "meta": "v1",
     "authorization": "authorization.k8s.io/v1",
+    "authentication": "authentication.k8s.io/v1",
 }
 
 #: Scalars that are Go pointers: gogo writes them only when set, so a zero there is meant (``replicas: 0``,

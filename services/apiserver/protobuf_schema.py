@@ -99,6 +99,16 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str]]]] = {
         2: ("spec", "authorization.v1.SelfSubjectAccessReviewSpec"),
         3: ("status", "authorization.v1.SubjectAccessReviewStatus"),
     },
+    "authentication.v1.SelfSubjectReview": {
+        1: ("metadata", "meta.v1.ObjectMeta"),
+        2: ("status", "authentication.v1.SelfSubjectReviewStatus"),
+    },
+    "authentication.v1.SelfSubjectReviewStatus": {1: ("userInfo", "authentication.v1.UserInfo")},
+    "authentication.v1.UserInfo": {
+        1: ("username", "string"),
+        2: ("uid", "string"),
+        3: ("groups", "[]string"),
+    },
     "authorization.v1.SelfSubjectAccessReviewSpec": {
         1: ("resourceAttributes", "authorization.v1.ResourceAttributes"),
         2: ("nonResourceAttributes", "authorization.v1.NonResourceAttributes"),

@@ -63,10 +63,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.set_defaults(func=_process_command(command))
     if only is not None:
         return parser
-    from services.redkube import client_commands, identity_commands, up
+    from services.redkube import client_commands, identity_commands, kubeconfig_command, up
 
     up.add_parser(sub)
     identity_commands.add_parsers(sub)
+    kubeconfig_command.add_parsers(sub)
     client_commands.add_parsers(sub)
     return parser
 
