@@ -56,6 +56,7 @@ class Settings(BaseModel):
         if args is not None:
             values.update({k: v for k, v in vars(args).items() if k in cls.model_fields and v is not None})
         values.update(overrides)
-        if isinstance(values.get("token"), str) and values["token"].startswith("@"):
-            values["token"] = Path(values["token"][1:]).read_text().strip()
+        for secret in ("token", "redis_url"):  # "@FILE": read the value from a 0600 file
+            if isinstance(values.get(secret), str) and values[secret].startswith("@"):
+                values[secret] = Path(values[secret][1:]).read_text().strip()
         return cls.model_validate(values)

@@ -56,6 +56,7 @@ class RequestStream:
         consumer: str,
         runtime: Runtime,
         claim_idle_ms: int = 5000,
+        reply_ttl_seconds: int = bus.REPLY_TTL_S,
         block_ms: int = 1000,
         batch: int = 64,
     ) -> None:
@@ -67,6 +68,7 @@ class RequestStream:
         self.consumer = consumer
         self.runtime = runtime
         self.claim_idle_ms = claim_idle_ms
+        self.reply_ttl_seconds = reply_ttl_seconds
         self.block_ms = block_ms
         self.batch = batch
         self.log = structlog.get_logger().bind(transport="bus", consumer=consumer)
@@ -225,6 +227,10 @@ class RequestStream:
         malformed = False
         try:
             reply_to = _text(fields, "reply") or None
+            if reply_to is not None and not reply_to.startswith(self.keys.reply("")):
+                # The API server may write any key: a reply must not land in the store.
+                bad, reply_to = reply_to, None
+                raise Malformed(f"reply stream {bad!r} is not under {self.keys.reply('')!r}")
             ct = _text(fields, "ct") or "json"
             if ct not in ("json", "msgpack"):
                 ct = "json"
@@ -250,7 +256,7 @@ class RequestStream:
                 maxlen=bus.REPLY_CAP,
                 approximate=True,
             )
-            await self.redis.expire(reply_to, bus.REPLY_TTL_S)
+            await self.redis.expire(reply_to, self.reply_ttl_seconds)  # a dead client's stream goes away
         if malformed or (code >= 400 and not reply_to):
             reason = body.get("message", "") if isinstance(body, dict) else str(body)
             await bus.dead_letter(

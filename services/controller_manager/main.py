@@ -67,7 +67,7 @@ async def main(settings: ControllerManagerSettings, runtime: Runtime) -> None:
     redis = redis_conn.pool(settings.redis_url)
     store = Store(redis, keys)
     client = BusClient(
-        redis, keys, redis_url=settings.redis_url, token=settings.token, client_id=f"controller-manager-{identity}"
+        redis, keys, redis_url=settings.redis_url, token=settings.token, client_id=f"controller-manager:{identity}"
     )
     ctx = Context(
         store=store,

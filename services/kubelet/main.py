@@ -224,6 +224,9 @@ class Kubelet:
             except Exception as exc:
                 self.log.warning("node status update failed; retrying", error=str(exc), backoff=backoff)
                 wait, backoff = backoff, min(backoff * 2, 10.0)
+                # Read the Node afresh next time: while we were unheard the controller may have set
+                # Ready=Unknown, and the transition back to True must be dated now, not kept from before.
+                current = None
             if await runtime.sleep(wait):
                 return
 
@@ -249,7 +252,7 @@ async def main(settings: KubeletSettings, runtime: Runtime) -> None:
     redis = redis_conn.pool(settings.redis_url)
     store = Store(redis, keys)
     client = BusClient(redis, keys, redis_url=settings.redis_url, token=settings.token,
-                       client_id=f"kubelet-{settings.node}-{os.getpid()}", timeout=10.0)
+                       client_id=f"kubelet:{settings.node}:{os.getpid()}", timeout=10.0)
     kubelet = Kubelet(settings, redis=redis, keys=keys, store=store, client=client, metrics=runtime.metrics)
     runtime.metrics.gauge("kubelet_pods", lambda: float(len(kubelet.pods)), help="pods bound to this node")
     runtime.metrics.gauge("kubelet_pod_workers", lambda: float(len(kubelet.workers)), help="pods being run")

@@ -44,7 +44,7 @@ async def main(settings: ProxySettings, runtime: Runtime) -> None:
     redis = redis_conn.pool(settings.redis_url)
     store = Store(redis, keys)
     client = BusClient(redis, keys, redis_url=settings.redis_url, token=settings.token,
-                       client_id=f"proxy-{node}-{os.getpid()}")
+                       client_id=f"proxy:{node}:{os.getpid()}")
     services = Informer(store, "services", redis_url=settings.redis_url)
     endpoints = Informer(store, "endpoints", redis_url=settings.redis_url)
     proxier = Proxier(

@@ -17,8 +17,9 @@ from typing import Any
 
 from services.redkube.up import Child, Supervisor
 from shared import logging as rklogging
-from shared import pki
+from shared import pki, redis_acl
 from shared.config import default_home
+from shared.keys import Keys
 
 
 def add_parsers(sub: Any) -> None:
@@ -27,6 +28,10 @@ def add_parsers(sub: Any) -> None:
     init.add_argument("--api-host", action="append", default=[], help="extra name or IP in the certificate")
     init.add_argument("--server", default="https://127.0.0.1:6443", help="API server URL written to the kubeconfig")
     init.add_argument("--kubeconfig", type=Path, default=None, help="also write the kubeconfig here")
+    init.add_argument("--redis-url", default=None,
+                      help="also make Redis 7 ACL users for this Redis: HOME/redis-users/users.acl for "
+                           "redis-server --aclfile, and one URL file per component (nodes share the user 'node')")
+    init.add_argument("--prefix", default="rk", help="the cluster's key prefix, for the ACL key patterns")
     init.set_defaults(func=init_cluster)
     node = sub.add_parser("node", help="run one node: its kubelet and its proxy")
     node.add_argument("--home", type=Path, default=None)
@@ -43,6 +48,11 @@ def init_cluster(args: argparse.Namespace) -> int:
     path = pki.write_kubeconfig(identity, server=args.server, token=identity.token("admin"))
     if args.kubeconfig:
         pki.write_kubeconfig(identity, server=args.server, token=identity.token("admin"), path=args.kubeconfig)
+    if args.redis_url:
+        keys = Keys(args.prefix)
+        credentials = redis_acl.Credentials(home / "redis-users")
+        credentials.ensure([*redis_acl.control_plane_users(keys), redis_acl.node_user(keys)], url=args.redis_url)
+        print(f"Redis ACL users in {credentials.acl_file}")
     print(f"cluster identity in {home}; kubeconfig {args.kubeconfig or path}")
     return 0
 
@@ -59,18 +69,25 @@ def run_node(args: argparse.Namespace) -> int:
     kubelet = [*exe, "kubelet", "--node", name, "--node-ip", node_ip, "--runtime", args.runtime]
     if args.pod_cidr:
         kubelet += ["--pod-cidr", args.pod_cidr]
+    credentials = redis_acl.Credentials(home / "redis-users")
+
+    def redis_user(*names: str) -> dict[str, str]:
+        """The first of ``names`` with a URL file from ``init --redis-url``; else the inherited URL."""
+        found = [credentials.url_file(n) for n in names if credentials.url_file(n).exists()]
+        return {"REDKUBE_REDIS_URL": f"@{found[0]}"} if found else {}
+
     supervisor = Supervisor(log=log)
     supervisor.children = [
         Child(
             "kubelet",
             kubelet,
-            {**env, "REDKUBE_TOKEN": f"@{identity.token_path(f'node-{name}')}"},
+            {**env, "REDKUBE_TOKEN": f"@{identity.token_path(f'node-{name}')}", **redis_user(f"node-{name}", "node")},
             home / "logs" / f"kubelet-{name}.log",
         ),
         Child(
             "proxy",
             [*exe, "proxy", "--node", name, "--node-ip", node_ip],
-            {**env, "REDKUBE_TOKEN": f"@{identity.token_path('proxy')}"},
+            {**env, "REDKUBE_TOKEN": f"@{identity.token_path('proxy')}", **redis_user("proxy")},
             home / "logs" / f"proxy-{name}.log",
         ),
     ]

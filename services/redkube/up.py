@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.redkube import cert_renewal, cluster_redis
 from shared import logging as rklogging
 from shared import pki, redis_server
 from shared.config import default_home
+from shared.keys import Keys
 
 STOP_TIMEOUT = 10.0
 
@@ -120,6 +122,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--api-host", default="127.0.0.1")
     p.add_argument("--nodes", type=int, default=1)
     p.add_argument("--redis-url", default=None)
+    p.add_argument("--redis-acl", default="auto", choices=["auto", "on", "off"],
+                   help="one Redis ACL user per component (auto: when the Redis redkube starts is 7 or newer)")
+    p.add_argument("--redis-tls", action="store_true", help="serve the private Redis over TLS only (rediss://)")
     p.add_argument("--prefix", default="rk")
     p.add_argument(
         "--scale",
@@ -139,6 +144,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tls-private-key-file", type=Path, default=None)
     p.add_argument("--tls-ca-file", type=Path, default=None,
                    help="the CA that signed --tls-cert-file, for the kubeconfig (default: the certificate itself)")
+    cert_renewal.add_arguments(p)
     p.set_defaults(func=up)
 
 
@@ -201,18 +207,20 @@ def up(args: argparse.Namespace) -> int:
             f"port {args.api_port} on {args.api_host} is in use: is another cluster running? "
             "Choose another with --api-port."
         )
-    redis_proc = None
-    redis_url = args.redis_url or os.environ.get("REDIS_URL")
-    if not redis_url:
-        port = redis_server.free_port()
-        redis_proc = redis_server.start(
-            port=port, data_dir=home / "redis", persistent=True, log_file=home / "logs" / "redis.log"
-        )
-        redis_url = f"redis://127.0.0.1:{port}/0"
     identity = pki.ensure_cluster_identity(home, hosts=[args.api_host])
     nodes = [f"node-{i + 1}" for i in range(args.nodes)]
     for node in nodes:
         pki.ensure_node_token(identity, node)
+    redis = cluster_redis.start(
+        home=home,
+        identity=identity,
+        keys=Keys(args.prefix),
+        nodes=nodes,
+        url=args.redis_url or os.environ.get("REDIS_URL"),
+        acl=args.redis_acl,
+        tls=args.redis_tls,
+        log=log,
+    )
     server = f"https://{args.api_host}:{args.api_port}"
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         raise SystemExit("--tls-cert-file and --tls-private-key-file go together")
@@ -220,9 +228,9 @@ def up(args: argparse.Namespace) -> int:
     key_file = (args.tls_private_key_file or identity.key).resolve()
     ca_file = (args.tls_ca_file or args.tls_cert_file or identity.ca).resolve()
     kubeconfig = pki.write_kubeconfig(identity, server=server, token=identity.token("admin"), ca=ca_file)
+    renewal = cert_renewal.start(identity, args=args, log=log)  # not when the user supplied the certificate
     base_env = {
         **os.environ,
-        "REDKUBE_REDIS_URL": redis_url,
         "REDKUBE_PREFIX": args.prefix,
         "REDKUBE_HOME": str(home),
         "REDKUBE_LOG_LEVEL": args.log_level,
@@ -231,9 +239,14 @@ def up(args: argparse.Namespace) -> int:
     exe = [sys.executable, "-m", "services.redkube.main"]
     supervisor = Supervisor(log=log)
 
-    def child(name: str, command: list[str], token: str) -> Child:
+    def child(name: str, command: list[str], token: str, redis_user: str) -> Child:
         port = redis_server.free_port()
-        env = {**base_env, "REDKUBE_TOKEN": f"@{identity.token_path(token)}", "REDKUBE_METRICS_PORT": str(port)}
+        env = {
+            **base_env,
+            "REDKUBE_TOKEN": f"@{identity.token_path(token)}",
+            "REDKUBE_REDIS_URL": redis.url_for(redis_user),
+            "REDKUBE_METRICS_PORT": str(port),
+        }
         made = Child(name, exe + command, env, home / "logs" / f"{name}.log", metrics_port=port)
         supervisor.children.append(made)
         return made
@@ -258,15 +271,17 @@ def up(args: argparse.Namespace) -> int:
                 f"apiserver-{index + 1}",
             ],
             "admin",
+            "apiserver",
         )
     if available("scheduler"):
         for index in range(scales["scheduler"]):
-            child(f"scheduler-{index + 1}", ["scheduler"], "scheduler")
+            child(f"scheduler-{index + 1}", ["scheduler"], "scheduler", "scheduler")
     if available("controller-manager"):
         for index in range(scales["controller-manager"]):
             extra = ["--node-grace-seconds", str(args.node_grace_seconds)] if args.node_grace_seconds else []
             extra += ["--eviction-seconds", str(args.eviction_seconds)] if args.eviction_seconds else []
-            child(f"controller-manager-{index + 1}", ["controller-manager", *extra], "controller-manager")
+            child(f"controller-manager-{index + 1}", ["controller-manager", *extra], "controller-manager",
+                  "controller-manager")
     for index, node in enumerate(nodes, start=1):
         addresses = node_addresses(index)
         if available("kubelet"):
@@ -288,9 +303,10 @@ def up(args: argparse.Namespace) -> int:
                     str(min(10.0, (args.node_grace_seconds or 40) / 4)),
                 ],
                 f"node-{node}",
+                f"node-{node}",
             )
         if available("proxy"):
-            child(f"proxy-{node}", ["proxy", "--node", node, "--node-ip", addresses["node_ip"]], "proxy")
+            child(f"proxy-{node}", ["proxy", "--node", node, "--node-ip", addresses["node_ip"]], "proxy", "proxy")
     signal.signal(signal.SIGINT, supervisor.on_signal)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     try:
@@ -300,7 +316,7 @@ def up(args: argparse.Namespace) -> int:
         print(
             f"redkube is {'up' if ready else 'starting (API server not ready yet)'}.\n"
             f"  API server:  {server}\n"
-            f"  Redis:       {redis_url}   (redis-cli -u {redis_url})\n"
+            f"  Redis:       {redis.url}   ({redis.cli})\n"
             f"  kubeconfig:  {kubeconfig}\n"
             f"  logs:        {home / 'logs'}\n"
             f"  metrics:     "
@@ -311,11 +327,7 @@ def up(args: argparse.Namespace) -> int:
         supervisor.monitor()
     finally:
         supervisor.stop()
-        if redis_proc is not None:
-            redis_proc.terminate()
-            try:
-                redis_proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                redis_proc.kill()
+        renewal.stop()
+        redis.stop()
         log.info("stopped")
     return 0

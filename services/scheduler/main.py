@@ -53,7 +53,7 @@ async def main(settings: SchedulerSettings, runtime: Runtime) -> None:
         keys,
         redis_url=settings.redis_url,
         token=settings.token,
-        client_id=f"scheduler-{identity}",
+        client_id=f"scheduler:{identity}",
         timeout=settings.api_timeout_seconds,
     )
     peers = None

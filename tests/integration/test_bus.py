@@ -85,6 +85,18 @@ def test_errors_are_answered_and_dead_lettered(api: Cluster) -> None:
     assert api.processes[0].alive()
 
 
+def test_a_reply_cannot_be_aimed_at_the_store(api: Cluster) -> None:
+    """The API server writes any key: a request naming a store stream as its reply is refused."""
+    services = api.keys.kind("services")
+    api.redis.xadd(api.keys.requests, {"verb": "list", "resource": "services", "token": api.token(),
+                                       "reply": services.watch})
+    dead = wait_for(lambda: [f for _i, f in api.redis.xrange(api.keys.dead) if b"is not under" in f[b"reason"]],
+                    message="the refused reply stream in rk:dead")
+    assert services.watch.encode() in dead[0][b"reason"]
+    assert api.redis.exists(services.watch) == 0  # nothing was appended to the watch stream
+    assert api.processes[0].alive()
+
+
 def test_a_repeated_request_id_is_applied_once(api: Cluster) -> None:
     fields = {
         "id": "same-id",

@@ -8,14 +8,16 @@ import os
 import shlex
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 import yaml
 
 from shared import redis_server
 from tests.harness import ROOT, Process, wait_for
+from tests.support_redis7 import redis7_binary
 
 COMPOSE = ROOT / "compose" / "docker-compose.yml"
 DOCKERFILE = ROOT / "compose" / "Dockerfile"
@@ -30,23 +32,28 @@ def test_compose_file_declares_the_topology() -> None:
     found = spec["services"]
     assert set(found) == {"redis", "init", "apiserver", "scheduler", "controller-manager", "node"}
     assert "--appendonly" in found["redis"]["command"] and "redis-data:/data" in found["redis"]["volumes"]
+    assert "--aclfile" in found["redis"]["command"]
+    assert found["redis"]["depends_on"]["init"]["condition"] == "service_completed_successfully"
     assert "redis-data" in spec["volumes"] and "state" in spec["volumes"]
     assert "/readyz" in " ".join(found["apiserver"]["healthcheck"]["test"])
     for name in ("apiserver", "scheduler", "controller-manager", "node"):
         assert found[name]["restart"] == "unless-stopped"
         assert found[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
-        assert found[name]["environment"]["REDKUBE_REDIS_URL"] == "redis://redis:6379/0"
+        assert "REDKUBE_REDIS_URL" not in found[name]["environment"]  # no shared, password-less URL
+    for name in ("apiserver", "scheduler", "controller-manager"):  # each its own Redis user
+        command = found[name]["command"]
+        assert command[command.index("--redis-url") + 1] == f"@/state/redis-users/{name}.url"
 
 
 class Local:
     """Runs compose services as local processes: /state, /out, Redis and ports rewritten."""
 
-    def __init__(self, tmp: Path, redis_url: str) -> None:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
         self.state = tmp / "state"
         self.out = tmp / "out"
         self.out.mkdir(parents=True)
-        self.redis_url = redis_url
-        self.prefix = f"c{uuid.uuid4().hex[:8]}"
+        self.redis_port = redis_server.free_port()
         self.api_port = redis_server.free_port()
         self.processes: list[Process] = []
         self.logs = tmp / "logs"
@@ -58,6 +65,7 @@ class Local:
         for word in words:
             word = word.replace("/state", str(self.state)).replace("/out", str(self.out))
             word = word.replace("127.0.0.1:6443", f"127.0.0.1:{self.api_port}")
+            word = word.replace("redis://redis:6379/", f"redis://127.0.0.1:{self.redis_port}/")
             rewritten.append(word)
         if "--host" in rewritten:
             rewritten[rewritten.index("--host") + 1] = "127.0.0.1"
@@ -70,9 +78,17 @@ class Local:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REDKUBE_")}
         for key, value in (service.get("environment") or {}).items():
             env[key] = str(value).replace("/state", str(self.state))
-        env["REDKUBE_REDIS_URL"] = self.redis_url
-        env["REDKUBE_PREFIX"] = self.prefix
         return env
+
+    def start_redis(self, service: dict[str, Any]) -> subprocess.Popen[bytes]:
+        """The compose Redis service's own command, on a local port, with a Redis 7 binary."""
+        words = [word.replace("/state", str(self.state)) for word in service["command"]]
+        assert words[0] == "redis-server"
+        args = [redis7_binary(), *words[1:], "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                "--dir", str(self.tmp), "--logfile", str(self.logs / "redis.log")]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        redis_server.wait_ready(self.redis_port, proc=proc)
+        return proc
 
     def run(self, name: str, service: dict[str, Any], extra: list[str] | None = None) -> Process:
         log = self.logs / f"{name}.log"
@@ -89,14 +105,20 @@ class Local:
                                str(self.out / "cache"), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_compose_services_run_as_local_processes(redis_url: str, tmp_path: Path) -> None:
+def test_compose_services_run_as_local_processes(tmp_path: Path) -> None:
     found = services()
-    local = Local(tmp_path, redis_url)
+    local = Local(tmp_path)
+    redis_proc = None
     try:
         init = subprocess.run(local.argv(found["init"]), env=local.env(found["init"]), cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
         assert init.returncode == 0, init.stderr
         assert oct((local.state / "tokens" / "admin").stat().st_mode & 0o777) == "0o600"
+        assert oct((local.state / "redis-users" / "node.url").stat().st_mode & 0o777) == "0o600"
+        redis_proc = local.start_redis(found["redis"])
+        anonymous = redis.Redis(port=local.redis_port, socket_timeout=5)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.get("x")  # the default user is off: every component signs in as its own
         for replica in ("apiserver-1", "apiserver-2"):  # --scale apiserver=2 shares one address
             local.run(replica, found["apiserver"], ["--consumer", replica])
         wait_for(lambda: local.kubectl("get", "namespaces").returncode == 0, timeout=40, message="the API")
@@ -122,6 +144,9 @@ def test_compose_services_run_as_local_processes(redis_url: str, tmp_path: Path)
             assert process.alive(), process.log()[-2000:]
     finally:
         codes = {process.name: process.stop() for process in reversed(local.processes)}
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
     assert set(codes.values()) == {0}, codes  # every service stops cleanly on SIGTERM (docker compose down)
 
 
