@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 import structlog
 
 from shared import codec, redis_conn
@@ -98,7 +99,7 @@ class BusClient:
         await self.close()
 
     async def start(self) -> None:
-        if self._reader is None:
+        if self._reader is None or self._reader.done():  # never left without a reader
             self._reader = asyncio.create_task(self._read_replies(), name=f"bus-replies-{self.client_id}")
 
     async def close(self) -> None:
@@ -124,7 +125,8 @@ class BusClient:
             while True:
                 try:
                     reply = await conn.xread({self.reply_stream: last}, block=2000, count=500)
-                except (aioredis.ConnectionError, OSError, TimeoutError) as exc:
+                except (redis.exceptions.RedisError, OSError) as exc:
+                    # A socket timeout too (a partition): reconnect and read on from ``last``.
                     self._log.warning("reply stream read failed; retrying", error=str(exc))
                     await asyncio.sleep(0.5)
                     continue

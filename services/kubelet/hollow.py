@@ -99,6 +99,7 @@ class HollowNodes:
             for name, result in zip(list(self.configs), results, strict=True):
                 if isinstance(result, BaseException):
                     self.log.warning("node status update failed", node=name, error=str(result))
+                    self.current.pop(name, None)  # read it afresh: the controller may have changed it meanwhile
                 else:
                     self.current[name] = result
 
@@ -148,7 +149,7 @@ async def main(settings: HollowSettings, runtime: Runtime) -> None:
     redis = redis_conn.pool(settings.redis_url, max_connections=max(16, min(settings.concurrency, 128)))
     store = Store(redis, keys)
     client = BusClient(redis, keys, redis_url=settings.redis_url, token=settings.token,
-                       client_id=f"hollow-nodes-{settings.name_prefix}-{os.getpid()}", timeout=15.0)
+                       client_id=f"hollow-nodes:{settings.name_prefix}:{os.getpid()}", timeout=15.0)
     hollow = HollowNodes(settings, client=client, store=store)
     runtime.metrics.gauge("hollow_nodes", lambda: float(len(hollow.configs)), help="simulated nodes")
     runtime.metrics.gauge("hollow_pods", lambda: float(len(hollow.pods)), help="pods seen (all nodes)")

@@ -35,6 +35,13 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _revision(obj: dict[str, Any] | None) -> int:
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 @dataclass
 class Container:
     """What the worker knows of one container beyond the files of its runs."""
@@ -81,6 +88,8 @@ class PodWorker:
         self.pod_ip = ""
         self.start_time = (pod.get("status") or {}).get("startTime") or _now()
         self.last_sent: dict[str, Any] | None = None
+        self.sent_echo: dict[str, Any] | None = None  # the status the API stored for our last write...
+        self.sent_rv = 0  # ...and the pod's resourceVersion then
         self.init_done = False
         self.containers: list[Container] = []
         self.terminating_since: float | None = None
@@ -94,6 +103,7 @@ class PodWorker:
             self._load()
             while True:
                 if self.removed:
+                    self.log.info("pod no longer bound here (deleted or replaced); stopping its containers")
                     await self._stop_all(grace=self._grace(), reason=None)
                     await self._forget()
                     return
@@ -453,18 +463,21 @@ class PodWorker:
                           start_time=self.start_time)["phase"]
 
     async def _sync_status(self) -> None:
+        overwritten = self._overwritten()  # then the stored conditions, not ours, date the transitions
         status = pod_status(self.pod, self._views(), pod_ip=self.pod_ip, host_ip=self.k.settings.node_ip,
-                            start_time=self.start_time, previous=self.last_sent)
-        if status == self.last_sent:
+                            start_time=self.start_time, previous=None if overwritten else self.last_sent)
+        if status == self.last_sent and not overwritten:
             return
         current = self.pod.get("status") or {}
         if all(current.get(k) == v for k, v in status.items()):
-            self.last_sent = status
+            self._sent(status, self.pod)
             return
         try:
-            await self.k.client.patch("pods", self.name, {"status": status}, namespace=self.namespace,
-                                      subresource="status", content_type="application/merge-patch+json")
-            self.last_sent = status
+            written = await self.k.client.patch(
+                "pods", self.name, {"status": status}, namespace=self.namespace, subresource="status",
+                content_type="application/merge-patch+json",
+            )
+            self._sent(status, written if isinstance(written, dict) else None)
             self.k.metrics.inc("kubelet_status_updates_total", help="pod status patches sent")
         except ApiClientError as exc:
             if exc.code == 404:
@@ -473,6 +486,18 @@ class PodWorker:
                 self.log.warning("status update failed", error=str(exc))
         except (OSError, ConnectionError, TimeoutError, redis.exceptions.RedisError) as exc:
             self.log.warning("status update failed; API unreachable", error=str(exc))
+
+    def _sent(self, status: dict[str, Any], stored: dict[str, Any] | None) -> None:
+        self.last_sent = status
+        self.sent_echo = (stored or {}).get("status")
+        self.sent_rv = _revision(stored)
+
+    def _overwritten(self) -> bool:
+        """Someone else wrote the status after our last write (the node lifecycle controller marks the
+        pods of a silent node NotReady): unless written again, it would stay wrong after the node is back."""
+        if self.sent_echo is None or _revision(self.pod) <= self.sent_rv:
+            return False  # nothing known, or our own write not seen back yet
+        return (self.pod.get("status") or {}) != self.sent_echo
 
     async def _event(self, reason: str, message: str, *, type: str = "Normal") -> None:
         # In the background: starting a container must not wait for three Event writes.
