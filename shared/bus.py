@@ -18,8 +18,9 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
+from redis.typing import EncodableT, FieldT
 
-from shared import codec, redis_conn
+from shared import codec, redis_conn, redis_replies
 from shared.keys import Keys
 
 REQUEST_CAP = 200_000
@@ -35,7 +36,7 @@ class ApiClientError(Exception):
         message = status.get("message") if isinstance(status, dict) else str(status)
         super().__init__(f"{code}: {message}")
         self.code = code
-        self.status = status if isinstance(status, dict) else {"message": str(status)}
+        self.status: dict[str, Any] = status if isinstance(status, dict) else {"message": str(status)}
 
     @property
     def reason(self) -> str:
@@ -52,7 +53,7 @@ async def dead_letter(
     redis: aioredis.Redis, keys: Keys, *, stream: str, entry_id: str, fields: dict[bytes, bytes] | None, reason: str
 ) -> None:
     """Copy an entry that could not be handled to ``rk:dead`` with the reason."""
-    record: dict[str, Any] = {"stream": stream, "entry": entry_id, "reason": reason}
+    record: dict[FieldT, EncodableT] = {"stream": stream, "entry": entry_id, "reason": reason}
     for key, value in (fields or {}).items():
         name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
         if name not in record:
@@ -124,7 +125,9 @@ class BusClient:
         try:
             while True:
                 try:
-                    reply = await conn.xread({self.reply_stream: last}, block=2000, count=500)
+                    reply = redis_replies.stream_reads(
+                        await conn.xread({self.reply_stream: last}, block=2000, count=500)
+                    )
                 except (redis.exceptions.RedisError, OSError) as exc:
                     # A socket timeout too (a partition): reconnect and read on from ``last``.
                     self._log.warning("reply stream read failed; retrying", error=str(exc))
@@ -162,7 +165,7 @@ class BusClient:
     ) -> Reply:
         await self.start()
         request_id = request_id or uuid.uuid4().hex
-        fields: dict[str, Any] = {
+        fields: dict[FieldT, EncodableT] = {
             "id": request_id,
             "verb": verb,
             "resource": resource,

@@ -10,6 +10,7 @@ kubelet's informer reads its node's pod stream instead of the whole kind's.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,7 +53,9 @@ class Informer:
     def get(self, key: str) -> Obj | None:
         return self._cache.get(key)
 
-    def list(self, *, namespace: str | None = None, selector: selectors.LabelSelector | None = None) -> list[Obj]:
+    def list(
+        self, *, namespace: str | None = None, selector: selectors.LabelSelector | None = None
+    ) -> builtins.list[Obj]:  # ``list`` in this class is the method
         items: Iterable[Obj] = self._cache.values()
         if namespace is not None:
             items = (o for o in items if (o.get("metadata") or {}).get("namespace") == namespace)
@@ -60,7 +63,7 @@ class Informer:
             items = (o for o in items if selector.matches((o.get("metadata") or {}).get("labels")))
         return list(items)
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         return list(self._cache)
 
     def __len__(self) -> int:
@@ -81,10 +84,10 @@ class Informer:
     async def relist(self) -> None:
         items, revision = await self.store.list(self.plural)
         fresh = {key_of(o): o for o in items if self._wanted(o)}
-        for key, old in list(self._cache.items()):
+        for key, gone in list(self._cache.items()):
             if key not in fresh:
                 del self._cache[key]
-                self._notify("DELETED", old, old)
+                self._notify("DELETED", gone, gone)
         for key, obj in fresh.items():
             old = self._cache.get(key)
             self._cache[key] = obj

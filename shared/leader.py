@@ -6,12 +6,14 @@ or finds another holder, the work is cancelled at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 
+from shared import redis_replies
 from shared.process import Runtime
 
 _RENEW = """
@@ -25,7 +27,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-LeaderWork = Callable[[asyncio.Event], Awaitable[None]]
+LeaderWork = Callable[[asyncio.Event], Coroutine[Any, Any, None]]  # a coroutine: it runs as a task
 
 
 class LeaderElector:
@@ -60,7 +62,7 @@ class LeaderElector:
         await self._release(keys=[self.key], args=[self.identity])
 
     async def holder(self) -> str | None:
-        value = await self._redis.get(self.key)
+        value = redis_replies.bulk(await self._redis.get(self.key))
         return value.decode() if value else None
 
     async def run(self, runtime: Runtime, work: LeaderWork) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +123,7 @@ async def serve_health(runtime: Runtime, *, host: str, port: int) -> None:
         await runtime.stop.wait()
 
 
-async def run_tasks(tasks: dict[str, Task], runtime: Runtime, *, health_host: str, health_port: int) -> None:
+async def run_tasks(tasks: Mapping[str, Task], runtime: Runtime, *, health_host: str, health_port: int) -> None:
     install_signals(runtime)
     all_tasks: dict[str, Task] = {
         "health": lambda rt: serve_health(rt, host=health_host, port=health_port),
@@ -134,7 +134,7 @@ async def run_tasks(tasks: dict[str, Task], runtime: Runtime, *, health_host: st
             group.create_task(guarded(name, task, runtime), name=name)
 
 
-def run(main: Callable[[Runtime], Awaitable[None]]) -> int:
+def run(main: Callable[[Runtime], Coroutine[Any, Any, None]]) -> int:
     """Entry point helper: run ``main`` and turn its outcome into an exit code."""
     runtime = Runtime()
     try:

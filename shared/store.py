@@ -11,6 +11,7 @@ Only the API server writes through this module; every component may read and wat
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass
 from importlib import resources as pkg_resources
@@ -18,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from shared import codec
+from shared import codec, redis_replies
 from shared.keys import Keys, KindKeys
 
 WATCH_CAP = 20_000
@@ -147,7 +148,7 @@ class Store:
         block_ms: int = 1000,
         count: int = 500,
         node: str | None = None,
-    ) -> list[WatchEvent]:
+    ) -> builtins.list[WatchEvent]:  # ``list`` in this class is the method
         """Events after revision ``after`` (blocking up to ``block_ms``); Gone if compacted.
 
         ``conn`` is a connection of the watcher's own: blocking reads must not hold
@@ -155,7 +156,7 @@ class Store:
         """
         k = self.kind(plural)
         stream = k.node_stream(node) if node else k.watch
-        reply = await conn.xread({stream: f"{after}-0"}, count=count, block=block_ms)
+        reply = redis_replies.stream_reads(await conn.xread({stream: f"{after}-0"}, count=count, block=block_ms))
         events: list[WatchEvent] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:

@@ -69,6 +69,8 @@ class Allocator:
             return
         if requested:
             try:
+                if not isinstance(requested, str):  # ip_address takes ints too: 167772161 is 10.0.0.1
+                    raise ValueError(requested)
                 address = ipaddress.ip_address(requested)
             except ValueError as exc:
                 raise _invalid("spec.clusterIP", requested, "must be a valid IP address") from exc

@@ -65,8 +65,9 @@ def _read_tokens(path: Path) -> dict[bytes, User]:
         for row in csv.reader(handle):
             if len(row) < 2 or row[0].startswith("#"):
                 continue
-            groups = tuple(g for g in (row[3].split(",") if len(row) > 3 else []) if g)
-            entries[_digest(row[0].strip())] = User(row[1], row[2] if len(row) > 2 else "", groups)
+            groups = tuple(g for g in (row[3].split(",") if len(row) > 3 else []) if g and g != AUTHENTICATED)
+            # As in kube-apiserver, every authenticated caller is in system:authenticated.
+            entries[_digest(row[0].strip())] = User(row[1], row[2] if len(row) > 2 else "", (*groups, AUTHENTICATED))
     return entries
 
 

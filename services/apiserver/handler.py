@@ -102,7 +102,7 @@ class Handler:
         if req.verb != "create":
             raise ApiError(405, "selfsubjectaccessreviews only support create", reason="MethodNotAllowed")
         body = req.body if isinstance(req.body, dict) else {}
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        spec = body["spec"] if isinstance(body.get("spec"), dict) else {}
         attrs = spec.get("resourceAttributes") or {}
         allowed, reason = False, ""
         if isinstance(attrs, dict) and attrs:
@@ -484,7 +484,7 @@ class Handler:
             if req.params.get("dryRun") == "All":
                 return ApiResponse(200, obj)
             services = resource.plural == "services" and self.allocator is not None and req.subresource is None
-            claimed = await self.allocator.allocate(self._key(req), obj["spec"]) if services else []
+            claimed = await self.allocator.allocate(self._key(req), obj["spec"]) if services and self.allocator else []
             try:
                 result = await self._write_update(req, existing, obj)
             except StoreError as exc:

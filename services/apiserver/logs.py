@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from services.apiserver.errors import ApiError
 from services.apiserver.requests import ApiRequest
-from shared import redis_conn
+from shared import redis_conn, redis_replies
 from shared.keys import Keys
 
 
@@ -52,10 +52,12 @@ class LogReader:
             )
         tail = req.params.get("tailLines")
         if tail and tail.lstrip("-").isdigit() and int(tail) >= 0:
-            entries = list(reversed(await self._redis.xrevrange(key, count=int(tail) + 1)))
+            entries = list(
+                reversed(redis_replies.stream_entries(await self._redis.xrevrange(key, count=int(tail) + 1)))
+            )
             entries = [e for e in entries if b"line" in e[1]][-int(tail) :] if int(tail) else []
         else:
-            entries = await self._redis.xrange(key)
+            entries = redis_replies.stream_entries(await self._redis.xrange(key))
         last = "0-0"
         ended = False
         for entry_id, fields in entries:
@@ -70,7 +72,7 @@ class LogReader:
         conn = redis_conn.blocking(self._url)
         try:
             while not stop.is_set():
-                reply = await conn.xread({key: last}, block=1000, count=500)
+                reply = redis_replies.stream_reads(await conn.xread({key: last}, block=1000, count=500))
                 for _stream, items in reply or []:
                     for entry_id, fields in items:
                         last = entry_id.decode()

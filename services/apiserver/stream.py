@@ -20,7 +20,7 @@ from services.apiserver.auth import Authenticator
 from services.apiserver.errors import ApiError
 from services.apiserver.handler import Handler
 from services.apiserver.requests import ApiRequest
-from shared import bus, codec, redis_conn
+from shared import bus, codec, redis_conn, redis_replies
 from shared.keys import Keys
 from shared.process import Runtime
 from shared.resources import BY_PLURAL
@@ -92,11 +92,15 @@ class RequestStream:
                     await self.ensure_group() if own_pending else None
                     if own_pending:
                         # Entries this consumer read before a restart and never acknowledged.
-                        reply = await conn.xreadgroup(GROUP, self.consumer, {self.keys.requests: "0"}, count=self.batch)
+                        reply = redis_replies.stream_reads(
+                            await conn.xreadgroup(GROUP, self.consumer, {self.keys.requests: "0"}, count=self.batch)
+                        )
                         own_pending = bool(reply and reply[0][1])
                     else:
-                        reply = await conn.xreadgroup(
-                            GROUP, self.consumer, {self.keys.requests: ">"}, count=self.batch, block=self.block_ms
+                        reply = redis_replies.stream_reads(
+                            await conn.xreadgroup(
+                                GROUP, self.consumer, {self.keys.requests: ">"}, count=self.batch, block=self.block_ms
+                            )
                         )
                     entries = [e for _s, items in reply or [] for e in items]
                     if loop.time() >= claim_at:

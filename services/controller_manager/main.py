@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.events import EventRecorder
 from shared.keys import Keys
 from shared.leader import LeaderElector
-from shared.process import Runtime, run_tasks
+from shared.process import Runtime, Task, run_tasks
 from shared.store import Store
 from shared.workqueue import run_controller
 
@@ -104,7 +104,7 @@ async def main(settings: ControllerManagerSettings, runtime: Runtime) -> None:
             )
         )
 
-    tasks = {f"informer-{plural}": informer.run for plural, informer in ctx.informers.items()}
+    tasks: dict[str, Task] = {f"informer-{plural}": informer.run for plural, informer in ctx.informers.items()}
     tasks["leader-election"] = lambda rt: elector.run(rt, lead)
 
     async def ready() -> bool:

@@ -66,7 +66,7 @@ def wanted_addresses(service: Obj, *, node_ip: str) -> dict[Address, Target]:
     if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
         return {}
     key = key_of(service)
-    cluster_ip = spec.get("clusterIP")
+    cluster_ip: Any = spec.get("clusterIP")  # as sent (None if unset): ip_address vets it
     try:
         ipaddress.ip_address(cluster_ip)
     except ValueError:
@@ -162,7 +162,9 @@ class Proxier:
 
     async def run(self, runtime: Runtime) -> None:
         try:
-            waiting = asyncio.ensure_future(asyncio.gather(self.services.synced.wait(), self.endpoints.synced.wait()))
+            waiting: asyncio.Future[Any] = asyncio.ensure_future(
+                asyncio.gather(self.services.synced.wait(), self.endpoints.synced.wait())
+            )
             stopping = asyncio.ensure_future(runtime.stop.wait())
             await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()

@@ -134,7 +134,10 @@ def term_matches(term: Obj, facts: NodeFacts) -> bool:
     if not expressions and not fields:
         return False
     for requirement in expressions:
-        if not isinstance(requirement, dict) or not _requirement(requirement, facts.labels.get(requirement.get("key"))):
+        if not isinstance(requirement, dict):
+            return False
+        key = requirement.get("key")
+        if not _requirement(requirement, facts.labels.get(key) if isinstance(key, str) else None):
             return False
     for requirement in fields:
         if not isinstance(requirement, dict):

@@ -290,7 +290,7 @@ class Scheduler:
     # --- the loop ----------------------------------------------------------------------
 
     async def run(self, runtime: Runtime) -> None:
-        synced = asyncio.gather(self.pods.wait_synced(), self.nodes.wait_synced())
+        synced: asyncio.Future[Any] = asyncio.gather(self.pods.wait_synced(), self.nodes.wait_synced())
         stopping = asyncio.create_task(runtime.stop.wait())
         await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from typing import Any
@@ -438,6 +439,9 @@ def test_service_cluster_ips_are_unique(api: Cluster) -> None:
         taken = sorted(ips)[0]
         clash = http.post(path, json=service("clash", clusterIP=taken))
         assert clash.status_code == 422 and "already allocated" in clash.json()["message"]
+        as_number = int(ipaddress.ip_address(taken))  # the same address spelled as a JSON number
+        number = http.post(path, json=service("number", clusterIP=as_number))
+        assert number.status_code == 422 and "spec.clusterIP: Invalid value" in number.json()["message"]
         node_port = http.post(path, json=service("np", type="NodePort")).json()["spec"]["ports"][0]["nodePort"]
         assert 30000 <= node_port <= 32767
         headless = http.post(path, json=service("headless", clusterIP="None")).json()

@@ -114,7 +114,7 @@ def test_whoami_with_a_token(api: Cluster) -> None:
     """SelfSubjectReview answers for token users too (discovery lists it, so kubectl finds it)."""
     result = api.kubectl("auth", "whoami", "-o", "json")
     info = json.loads(result.stdout)["status"]["userInfo"]
-    assert info["username"] == "admin" and "system:masters" in info["groups"]
+    assert info["username"] == "admin" and info["groups"] == ["system:masters", "system:authenticated"]
     resources = api.kubectl("api-resources", "--api-group=authentication.k8s.io", "-o", "name").stdout
     assert "selfsubjectreviews.authentication.k8s.io" in resources
 
