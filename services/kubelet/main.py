@@ -20,6 +20,7 @@ from pydantic import Field
 
 from services.kubelet import node as nodes
 from services.kubelet.containers import ProcessRuntime
+from services.kubelet.exec import ExecAgent
 from services.kubelet.ipam import AddressPool
 from services.kubelet.podworkers import PodWorker
 from services.kubelet.simulated import Simulator
@@ -267,6 +268,7 @@ async def main(settings: KubeletSettings, runtime: Runtime) -> None:
         "lease": kubelet.run_lease,
         "pods": kubelet.run_pods,
     }
+    tasks["exec"] = ExecAgent(kubelet, redis_url=settings.redis_url).run  # kubectl exec (exec.py)
     if settings.runtime == "process" and kubelet.services is not None:
         tasks["informer-services"] = kubelet.services.run
     log.info("kubelet starting", runtime=settings.runtime, state_dir=str(kubelet.state_dir),

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-
-import pytest
 
 from tests.harness import Cluster, wait_for
-from tests.support_kubelet import PY, cleanup, node_cluster, start_kubelet
+from tests.support_kubelet import PY
 
 COUNTER = f"""
 apiVersion: v1
@@ -36,16 +33,6 @@ spec:
     image: busybox:1.36
     command: ["{PY}", "-u", "-c", "import os, time\\nprint('run at', time.time()); time.sleep(1); raise SystemExit(1)"]
 """
-
-
-@pytest.fixture
-def node(cluster: Cluster) -> Iterator[Cluster]:
-    node_cluster(cluster, "n1")
-    start_kubelet(cluster, "n1")
-    yield cluster
-    for process in reversed(cluster.processes):
-        process.stop()
-    cleanup(cluster.home)
 
 
 def test_logs_follow_until_the_container_ends(node: Cluster) -> None:

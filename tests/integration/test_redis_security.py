@@ -73,6 +73,8 @@ def test_the_cluster_works_with_each_component_on_its_own_tls_user(up: Up) -> No
              == "2", timeout=60, message="hello available")
     pod = up.kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].metadata.name}").stdout
     wait_for(lambda: "hi" in up.kubectl("logs", pod).stdout, message="the pod's log through Redis")
+    executed = up.kubectl("exec", pod, "--", "sh", "-c", "echo from-exec; exit 4")  # the node's exec keys
+    assert executed.returncode == 4 and "from-exec" in executed.stdout, executed.stderr
     users = {client["user"] for client in up.client("admin").client_list()}
     assert {"apiserver", "scheduler", "controller-manager", "proxy", "node-node-1"} <= users
     assert "default" not in users
@@ -107,6 +109,8 @@ def test_a_node_can_read_its_pods_but_not_write_the_store(up: Up) -> None:
         lambda: node.xrange(KEYS.requests),  # ...nor other callers' tokens on the request stream
         lambda: node.xrange(KEYS.reply("scheduler:1")),
         lambda: node.hgetall(KEYS.kind("configmaps").objects),
+        lambda: node.xrange(KEYS.exec_requests("node-2")),  # another node's exec sessions
+        lambda: node.xadd(KEYS.exec_requests("node-1"), {"command": "[]"}),  # only the API server asks
     ]
     for attempt in refused:
         with pytest.raises(redis.exceptions.NoPermissionError):
