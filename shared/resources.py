@@ -30,7 +30,17 @@ from shared.models.passive import (
     PodDisruptionBudget,
 )
 from shared.models.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding, SelfSubjectAccessReview
-from shared.models.workloads import Deployment, Eviction, Job, Lease, ReplicaSet, Scale
+from shared.models.workloads import (
+    CronJob,
+    DaemonSet,
+    Deployment,
+    Eviction,
+    Job,
+    Lease,
+    ReplicaSet,
+    Scale,
+    StatefulSet,
+)
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -83,6 +93,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, ReplicaSet, ("rs",), ("all",), ("status", "scale")),
     Resource("deployments", "Deployment", "apps", "v1", True, Deployment, ("deploy",), ("all",), ("status", "scale")),
     Resource("jobs", "Job", "batch", "v1", True, Job, (), ("all",), ("status",)),
+    Resource("daemonsets", "DaemonSet", "apps", "v1", True, DaemonSet, ("ds",), ("all",), ("status",)),
+    Resource("statefulsets", "StatefulSet", "apps", "v1", True, StatefulSet, ("sts",), ("all",), ("status", "scale")),
+    Resource("cronjobs", "CronJob", "batch", "v1", True, CronJob, ("cj",), ("all",), ("status",)),
     Resource("leases", "Lease", "coordination.k8s.io", "v1", True, Lease, (), (), (), has_status=False),
     Resource("roles", "Role", "rbac.authorization.k8s.io", "v1", True, Role, (), (), (), has_status=False),
     Resource(

@@ -50,6 +50,10 @@ CLASS_PACKAGES = {
     "Job": "io.k8s.api.batch.v1",
     "JobSpec": "io.k8s.api.batch.v1",
     "JobStatus": "io.k8s.api.batch.v1",
+    "CronJob": "io.k8s.api.batch.v1",
+    "CronJobSpec": "io.k8s.api.batch.v1",
+    "CronJobStatus": "io.k8s.api.batch.v1",
+    "JobTemplateSpec": "io.k8s.api.batch.v1",
     "Lease": "io.k8s.api.coordination.v1",
     "LeaseSpec": "io.k8s.api.coordination.v1",
     "Eviction": "io.k8s.api.policy.v1",
@@ -245,6 +249,9 @@ KIND_DESCRIPTIONS = {
     "ReplicaSet": "ReplicaSet ensures that a specified number of pod replicas are running at any given time.",
     "Deployment": "Deployment enables declarative updates for Pods and ReplicaSets.",
     "Job": "Job represents the configuration of a single job.",
+    "DaemonSet": "DaemonSet represents the configuration of a daemon set.",
+    "StatefulSet": "StatefulSet represents a set of pods with consistent identities.",
+    "CronJob": "CronJob represents the configuration of a single cron job.",
     "Lease": "Lease defines a lease concept.",
 }
 

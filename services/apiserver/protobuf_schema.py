@@ -131,6 +131,27 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str]]]] = {
         2: ("spec", "batch.v1.JobSpec"),
         3: ("status", "batch.v1.JobStatus"),
     },
+    "batch.v1.CronJob": {
+        1: ("metadata", "meta.v1.ObjectMeta"),
+        2: ("spec", "batch.v1.CronJobSpec"),
+        3: ("status", "batch.v1.CronJobStatus"),
+    },
+    "batch.v1.CronJobSpec": {
+        1: ("schedule", "string"),
+        2: ("startingDeadlineSeconds", "int"),
+        3: ("concurrencyPolicy", "string"),
+        4: ("suspend", "bool"),
+        5: ("jobTemplate", "batch.v1.JobTemplateSpec"),
+        6: ("successfulJobsHistoryLimit", "int"),
+        7: ("failedJobsHistoryLimit", "int"),
+        8: ("timeZone", "string"),
+    },
+    "batch.v1.CronJobStatus": {
+        1: ("active", "[]core.v1.ObjectReference"),
+        4: ("lastScheduleTime", "time"),
+        5: ("lastSuccessfulTime", "time"),
+    },
+    "batch.v1.JobTemplateSpec": {1: ("metadata", "meta.v1.ObjectMeta"), 2: ("spec", "batch.v1.JobSpec")},
     "batch.v1.JobCondition": {
         1: ("type", "string"),
         2: ("status", "string"),

@@ -25,14 +25,15 @@ DEFAULT_CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
     "admin": [{"apiGroups": ["", "apps", "batch", "coordination.k8s.io", "rbac.authorization.k8s.io"],
                "resources": ["*"], "verbs": ["*"]}],
     "edit": [{"apiGroups": ["", "apps", "batch"],
-              "resources": ["pods", "pods/log", "pods/eviction", "services", "endpoints", "configmaps", "secrets",
+              "resources": ["pods", "pods/log", "pods/eviction", "pods/exec", "services", "endpoints", "configmaps", "secrets",
                             "serviceaccounts", "replicasets", "replicasets/scale", "deployments",
-                            "deployments/scale", "jobs", "events"],
+                            "deployments/scale", "jobs", "events", "daemonsets", "statefulsets",
+                            "statefulsets/scale", "cronjobs"],
               "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}],
     "view": [{"apiGroups": ["", "apps", "batch"],
               "resources": ["pods", "pods/log", "services", "endpoints", "configmaps", "serviceaccounts",
                             "replicasets", "replicasets/scale", "deployments", "deployments/scale", "jobs", "events",
-                            "namespaces"],
+                            "namespaces", "daemonsets", "statefulsets", "statefulsets/scale", "cronjobs"],
               "verbs": ["get", "list", "watch"]}],
 }
 

@@ -129,7 +129,7 @@ def prepare_create(resource: Resource, obj: dict[str, Any], now: str) -> None:
     elif plural == "namespaces":
         obj["spec"] = {"finalizers": ["kubernetes"]}
         obj["status"] = {"phase": "Active"}
-    elif plural in ("deployments", "replicasets", "jobs", "services"):
+    elif plural in ("deployments", "replicasets", "jobs", "services", "daemonsets", "statefulsets", "cronjobs"):
         obj["status"] = {} if plural != "services" else {"loadBalancer": {}}
     elif plural == "nodes":
         obj["status"] = status

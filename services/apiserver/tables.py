@@ -437,6 +437,56 @@ def _default_row(obj: dict[str, Any]) -> Row:
     return [_meta(obj).get("name"), age(_meta(obj).get("creationTimestamp"))]
 
 
+def _daemonset_row(ds: dict[str, Any]) -> Row:
+    spec, status = ds.get("spec") or {}, ds.get("status") or {}
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    names, images = _containers(ds)
+    return [
+        _meta(ds).get("name"),
+        status.get("desiredNumberScheduled", 0),
+        status.get("currentNumberScheduled", 0),
+        status.get("numberReady", 0),
+        status.get("updatedNumberScheduled", 0),
+        status.get("numberAvailable", 0),
+        ",".join(f"{k}={node_selector[k]}" for k in sorted(node_selector)) or "<none>",
+        age(_meta(ds).get("creationTimestamp")),
+        names,
+        images,
+        selectors.to_string(spec.get("selector")),
+    ]
+
+
+def _statefulset_row(sts: dict[str, Any]) -> Row:
+    spec, status = sts.get("spec") or {}, sts.get("status") or {}
+    names, images = _containers(sts)
+    return [
+        _meta(sts).get("name"),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        age(_meta(sts).get("creationTimestamp")),
+        names,
+        images,
+    ]
+
+
+def _cronjob_row(cj: dict[str, Any]) -> Row:
+    spec, status = cj.get("spec") or {}, cj.get("status") or {}
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    names, images = _containers({"spec": job_spec})
+    last = status.get("lastScheduleTime")
+    return [
+        _meta(cj).get("name"),
+        spec.get("schedule", ""),
+        spec.get("timeZone") or "<none>",
+        str(bool(spec.get("suspend"))),
+        len(status.get("active") or []),
+        age(last) if last else "<none>",
+        age(_meta(cj).get("creationTimestamp")),
+        names,
+        images,
+        selectors.to_string(job_spec.get("selector")) if job_spec.get("selector") else "<none>",
+    ]
+
+
 NAME: Column = ("Name", "string", 0)
 AGE: Column = ("Age", "string", 0)
 BINDING_COLUMNS: list[Column] = [
@@ -529,6 +579,41 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[dict[str, Any]], Row]]] = {
             ("Selector", "string", 1),
         ],
         _job_row,
+    ),
+    "daemonsets": (
+        [
+            NAME,
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
+            AGE,
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        _daemonset_row,
+    ),
+    "statefulsets": (
+        [NAME, ("Ready", "string", 0), AGE, ("Containers", "string", 1), ("Images", "string", 1)],
+        _statefulset_row,
+    ),
+    "cronjobs": (
+        [
+            NAME,
+            ("Schedule", "string", 0),
+            ("Timezone", "string", 0),
+            ("Suspend", "boolean", 0),
+            ("Active", "integer", 0),
+            ("Last Schedule", "date", 0),
+            AGE,
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        _cronjob_row,
     ),
     "events": (
         [

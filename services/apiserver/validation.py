@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared import quantity, selectors
+from shared import cron, quantity, selectors
 from shared.models.base import K8sModel
 from shared.resources import Resource
 
@@ -319,6 +319,10 @@ def validate_spec(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
         selector = spec.get("selector") if spec.get("manualSelector") else None
         causes += _template(spec, selector, "spec", restart=("OnFailure", "Never"))
         return causes
+    if plural in ("daemonsets", "statefulsets"):
+        return validate_daemon_or_stateful(plural, spec)
+    if plural == "cronjobs":
+        return validate_cronjob(spec)
     if plural == "services":
         return validate_service(spec)
     if plural in ("configmaps", "secrets"):
@@ -417,6 +421,19 @@ def validate_immutable(resource: Resource, old: dict[str, Any], new: dict[str, A
                     "previously negative)",
                 )
             )
+    elif plural == "daemonsets" and old_spec.get("selector") != new_spec.get("selector"):
+        causes.append(invalid("spec.selector", new_spec.get("selector"), "field is immutable"))
+    elif plural == "statefulsets" and any(
+        old_spec.get(f) != new_spec.get(f) for f in STATEFULSET_IMMUTABLE
+    ):
+        causes.append(
+            forbidden(
+                "spec",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+                "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
+                "'minReadySeconds' are forbidden",
+            )
+        )
     elif plural in ("replicasets", "deployments") and old_spec.get("selector") != new_spec.get("selector"):
         causes.append(invalid("spec.selector", new_spec.get("selector"), "field is immutable"))
     elif plural == "jobs":
@@ -432,4 +449,64 @@ def validate_immutable(resource: Resource, old: dict[str, Any], new: dict[str, A
         old_ip, new_ip = old_spec.get("clusterIP"), new_spec.get("clusterIP")
         if old_ip and new_ip and old_ip != new_ip:
             causes.append(invalid("spec.clusterIP", new_ip, "field is immutable"))
+    return causes
+
+
+#: What Kubernetes lets a StatefulSet update change is everything but these.
+STATEFULSET_IMMUTABLE = ("selector", "serviceName", "podManagementPolicy", "volumeClaimTemplates")
+
+
+def validate_daemon_or_stateful(plural: str, spec: dict[str, Any]) -> list[Cause]:
+    """DaemonSets and StatefulSets: a matching template, and the strategies Kubernetes knows."""
+    causes = _non_negative(spec, "spec", "replicas", "minReadySeconds", "revisionHistoryLimit")
+    causes += _template(spec, spec.get("selector"), "spec")
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type") not in (None, "RollingUpdate", "OnDelete"):
+        causes.append(unsupported("spec.updateStrategy.type", strategy.get("type"), ("OnDelete", "RollingUpdate")))
+    rolling = strategy.get("rollingUpdate") or {}
+    if plural == "statefulsets":
+        if spec.get("podManagementPolicy") not in (None, "OrderedReady", "Parallel"):
+            causes.append(
+                unsupported("spec.podManagementPolicy", spec.get("podManagementPolicy"), ("OrderedReady", "Parallel"))
+            )
+        causes += _non_negative(rolling, "spec.updateStrategy.rollingUpdate", "partition")
+    elif rolling:
+        for key in ("maxSurge", "maxUnavailable"):
+            if rolling.get(key) is None:
+                continue
+            try:
+                if _int_or_percent(rolling[key], 0) < 0:
+                    causes.append(invalid(f"spec.updateStrategy.rollingUpdate.{key}", rolling[key],
+                                          "must be greater than or equal to 0"))
+            except ValueError:
+                causes.append(invalid(f"spec.updateStrategy.rollingUpdate.{key}", rolling[key],
+                                      "a valid percent string must be a numeric string followed by an ending '%'"))
+    return causes
+
+
+def validate_cronjob(spec: dict[str, Any]) -> list[Cause]:
+    """A CronJob: a schedule and time zone the controller can follow, and a valid Job template."""
+    causes: list[Cause] = []
+    try:
+        cron.parse(str(spec.get("schedule") or ""))
+    except ValueError as exc:
+        causes.append(invalid("spec.schedule", spec.get("schedule"), str(exc)))
+    if spec.get("timeZone") is not None:
+        try:
+            cron.zone(str(spec["timeZone"]))
+        except ValueError:
+            causes.append(invalid("spec.timeZone", spec["timeZone"], "unknown time zone"))
+        if "TZ" in str(spec.get("schedule") or ""):
+            causes.append(invalid("spec.schedule", spec.get("schedule"),
+                                  "cannot use both timeZone field and TZ or CRON_TZ in schedule"))
+    if spec.get("concurrencyPolicy") not in (None, "Allow", "Forbid", "Replace"):
+        causes.append(
+            unsupported("spec.concurrencyPolicy", spec.get("concurrencyPolicy"), ("Allow", "Forbid", "Replace"))
+        )
+    causes += _non_negative(spec, "spec", "startingDeadlineSeconds", "successfulJobsHistoryLimit",
+                            "failedJobsHistoryLimit")
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    causes += _non_negative(job_spec, "spec.jobTemplate.spec", "parallelism", "completions", "backoffLimit")
+    selector = job_spec.get("selector") if job_spec.get("manualSelector") else None
+    causes += _template(job_spec, selector, "spec.jobTemplate.spec", restart=("OnFailure", "Never"))
     return causes

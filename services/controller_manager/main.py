@@ -27,6 +27,9 @@ CONTROLLER_MODULES = (
     "replicaset",
     "deployment",
     "job",
+    "daemonset",
+    "statefulset",
+    "cronjob",
     "endpoints",
     "node_lifecycle",
     "namespace",
@@ -41,6 +44,7 @@ class ControllerManagerSettings(Settings):
     workers: int = 4
     node_grace_seconds: int = 40
     eviction_seconds: int = 300
+    cronjob_clock_scale: float = 1.0  # >1 runs the CronJob controller's clock faster (tests)
     controllers: str = "*"  # as kube-controller-manager's flag: "*", names to add, "-name" to leave one out
 
 

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.scheduler.filters import NodeFacts, node_facts
 from services.scheduler.resources import Requests, controller_uid, is_terminal, node_allocatable, pod_requests
+from shared.node_filters import NodeFacts, node_facts
 
 Obj = dict[str, Any]
 

@@ -31,11 +31,11 @@ from typing import Any
 import redis.exceptions
 import structlog
 
-from services.scheduler import filters
 from services.scheduler.cache import NodeInfo, SchedulerCache
 from services.scheduler.membership import Peers
 from services.scheduler.queueing import SchedulingQueue
 from services.scheduler.resources import Requests, controller_uid, is_terminal, pod_requests
+from shared import node_filters as filters
 from shared.bus import ApiClientError, BusClient
 from shared.events import EventRecorder
 from shared.informer import Informer, key_of

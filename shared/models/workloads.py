@@ -122,6 +122,125 @@ class Job(TypedObject):
     status: JobStatus | None = None
 
 
+# --- DaemonSet -------------------------------------------------------------------
+
+
+class RollingUpdateDaemonSet(K8sModel):
+    maxUnavailable: IntOrString | None = 1
+    maxSurge: IntOrString | None = 0
+
+
+class DaemonSetUpdateStrategy(K8sModel):
+    type: str = "RollingUpdate"
+    rollingUpdate: RollingUpdateDaemonSet | None = None
+
+
+class DaemonSetSpec(K8sModel):
+    selector: LabelSelector
+    template: PodTemplateSpec
+    updateStrategy: DaemonSetUpdateStrategy = Field(
+        default_factory=lambda: DaemonSetUpdateStrategy(rollingUpdate=RollingUpdateDaemonSet())
+    )
+    minReadySeconds: int | None = None
+    revisionHistoryLimit: int = 10
+
+
+class DaemonSetStatus(K8sModel):
+    currentNumberScheduled: int = 0
+    numberMisscheduled: int = 0
+    desiredNumberScheduled: int = 0
+    numberReady: int = 0
+    observedGeneration: int | None = None
+    updatedNumberScheduled: int | None = None
+    numberAvailable: int | None = None
+    numberUnavailable: int | None = None
+    collisionCount: int | None = None
+    conditions: list[Condition] | None = None
+
+
+class DaemonSet(TypedObject):
+    spec: DaemonSetSpec
+    status: DaemonSetStatus | None = None
+
+
+# --- StatefulSet -----------------------------------------------------------------
+
+
+class RollingUpdateStatefulSetStrategy(K8sModel):
+    partition: int | None = 0
+    maxUnavailable: IntOrString | None = None
+
+
+class StatefulSetUpdateStrategy(K8sModel):
+    type: str = "RollingUpdate"
+    rollingUpdate: RollingUpdateStatefulSetStrategy | None = None
+
+
+class StatefulSetSpec(K8sModel):
+    replicas: int = 1
+    selector: LabelSelector
+    template: PodTemplateSpec
+    serviceName: str | None = None
+    podManagementPolicy: str = "OrderedReady"
+    updateStrategy: StatefulSetUpdateStrategy = Field(
+        default_factory=lambda: StatefulSetUpdateStrategy(rollingUpdate=RollingUpdateStatefulSetStrategy())
+    )
+    revisionHistoryLimit: int = 10
+    minReadySeconds: int | None = None
+    # Kept as given: redkube has no volumes, so no claims are ever made from them.
+    volumeClaimTemplates: list[dict[str, Any]] | None = None
+    persistentVolumeClaimRetentionPolicy: dict[str, Any] | None = None
+    ordinals: dict[str, Any] | None = None
+
+
+class StatefulSetStatus(K8sModel):
+    observedGeneration: int | None = None
+    replicas: int = 0
+    readyReplicas: int | None = None
+    currentReplicas: int | None = None
+    updatedReplicas: int | None = None
+    currentRevision: str | None = None
+    updateRevision: str | None = None
+    collisionCount: int | None = None
+    availableReplicas: int | None = None
+    conditions: list[Condition] | None = None
+
+
+class StatefulSet(TypedObject):
+    spec: StatefulSetSpec
+    status: StatefulSetStatus | None = None
+
+
+# --- CronJob ---------------------------------------------------------------------
+
+
+class JobTemplateSpec(K8sModel):
+    metadata: ObjectMeta | None = None
+    spec: JobSpec
+
+
+class CronJobSpec(K8sModel):
+    schedule: str
+    jobTemplate: JobTemplateSpec
+    timeZone: str | None = None
+    startingDeadlineSeconds: int | None = None
+    concurrencyPolicy: str = "Allow"
+    suspend: bool = False
+    successfulJobsHistoryLimit: int | None = 3
+    failedJobsHistoryLimit: int | None = 1
+
+
+class CronJobStatus(K8sModel):
+    active: list[dict[str, Any]] | None = None
+    lastScheduleTime: str | None = None
+    lastSuccessfulTime: str | None = None
+
+
+class CronJob(TypedObject):
+    spec: CronJobSpec
+    status: CronJobStatus | None = None
+
+
 # --- Lease, Eviction -------------------------------------------------------------
 
 
@@ -142,4 +261,15 @@ class Eviction(TypedObject):
     deleteOptions: dict[str, Any] | None = None
 
 
-__all__ = ["Deployment", "Eviction", "Job", "Lease", "ObjectMeta", "ReplicaSet", "Scale"]
+__all__ = [
+    "CronJob",
+    "DaemonSet",
+    "Deployment",
+    "Eviction",
+    "Job",
+    "Lease",
+    "ObjectMeta",
+    "ReplicaSet",
+    "Scale",
+    "StatefulSet",
+]

@@ -42,6 +42,9 @@ def test_role_bindings_grant_and_can_i_reports(cluster: Cluster) -> None:
                "spec": {"containers": [{"name": "c", "image": "x"}]}}
         assert alice.post("/api/v1/namespaces/default/pods", json=pod).status_code == 403
         assert can_i("list", "pods") == "yes"
+        for kind in ("daemonsets", "statefulsets", "cronjobs"):  # view covers every served workload kind
+            assert can_i("list", kind) == "yes", kind
+        assert can_i("create", "pods/exec") == "no"  # view never runs commands in pods
         assert can_i("create", "pods") == "no"
         assert can_i("list", "pods", "-n", "kube-system") == "no"
         role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",

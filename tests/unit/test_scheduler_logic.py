@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from services.scheduler import filters
 from services.scheduler.resources import pod_requests
 from services.scheduler.scheduling import BadPod, Scheduler
+from shared import node_filters as filters
 from shared.metrics import Metrics
 from tests.support_scheduler import node, pod
 

@@ -1,5 +1,8 @@
 """The filters that depend only on the pod's constraints and the node's static facts.
 
+Shared by the scheduler and the DaemonSet controller, which must judge a node as the
+scheduler would.
+
 Unschedulable nodes, taints (a node that is not Ready counts as tainted
 ``node.kubernetes.io/not-ready`` or ``…/unreachable``, as the node lifecycle controller
 would taint it, so a pod tolerating those may still go there), ``nodeSelector`` and
