@@ -34,6 +34,7 @@ from services.controller_manager.rs_util import (
     is_ready,
     key_of,
     meta,
+    observe_owned_pod,
     owner_reference,
 )
 from shared import node_filters as filters
@@ -103,10 +104,7 @@ def on_pod(kind: str, pod: Obj, old: Obj | None, *, cache: Caches, queue: WorkQu
     owner = owner_of(pod, cache)
     if owner is None:
         return
-    if kind == "DELETED" or (deleting(pod) and (old is None or not deleting(old))):
-        expectations.deletion_observed(owner, key_of(pod))
-    elif kind == "ADDED":
-        expectations.creation_observed(owner)
+    observe_owned_pod(kind, pod, old, owner=owner, expectations=expectations)
     queue.add(owner)
 
 

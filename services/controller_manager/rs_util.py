@@ -77,6 +77,14 @@ def deleting(obj: Obj) -> bool:
     return bool(meta(obj).get("deletionTimestamp"))
 
 
+def observe_owned_pod(kind: str, pod: Obj, old: Obj | None, *, owner: str, expectations: Any) -> None:
+    """Count a watch event of a pod ``owner`` controls against its outstanding creations/deletions."""
+    if kind == "DELETED" or (deleting(pod) and (old is None or not deleting(old))):
+        expectations.deletion_observed(owner, key_of(pod))
+    elif kind == "ADDED":
+        expectations.creation_observed(owner)
+
+
 def label_selector(obj: Obj) -> selectors.LabelSelector:
     """The selector of a ReplicaSet or Deployment; raises SelectorError when malformed."""
     return selectors.from_label_selector((obj.get("spec") or {}).get("selector"))
